@@ -1,0 +1,164 @@
+/**
+ * df.start and the control functions (API §6). All run as the caller (SECURITY INVOKER): row-level
+ * security decides what the caller sees, column grants decide what it may write.
+ */
+import { DfError } from '../core/errors';
+import { ensureStrict } from '../core/ensure';
+import { validateGraph } from '../core/validate';
+import { flattenGraph, newNodeId } from '../core/flatten';
+import { exec, one, query, warning } from './db';
+import { forbidInWorkflow, markNonFutureHelper, requireNonNull, settingIsOn } from './session';
+
+const TERMINAL = ['completed', 'failed', 'cancelled'];
+/** Rows per INSERT of df.nodes (the original's batch size; a 10 000-node graph is 10 statements). */
+const NODE_BATCH = 1000;
+const ID_ATTEMPTS = 10;
+
+export function start(fut: string | null, label: string | null, database: string | null, transactionMode: string | null): string {
+  requireNonNull('df.start', 'fut', fut);
+  const mode = transactionMode ?? 'caller';
+  if (mode.toLowerCase() === 'new') {
+    throw new DfError(
+      "df.start(): transaction_mode => 'new' is not supported by this pg_durable: plv8 cannot open an independent transaction. " +
+        'Call df.start() in its own transaction (for example with autocommit) to make the start independent of other work.',
+      '0A000',
+    );
+  }
+  if (mode.toLowerCase() !== 'caller') {
+    throw new DfError(`invalid transaction_mode "${mode}" for df.start(): expected 'caller' or 'new'`, '22023');
+  }
+  const root = ensureStrict(fut as string);
+  if (database !== null && !one('SELECT 1 AS x FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::text', [database])) {
+    throw new DfError(`database "${database}" does not exist`, '3D000');
+  }
+  const me = one<{ role: string; login: boolean; superuser: boolean }>(
+    'SELECT r.rolname::text AS role, r.rolcanlogin AS login, r.rolsuper AS superuser FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER',
+  );
+  if (!me) throw new DfError('current_user has no pg_roles entry');
+  if (!me.login) {
+    throw new DfError(
+      `current_user "${me.role}" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.`,
+      '42501',
+    );
+  }
+  if (me.superuser && !settingIsOn('pg_durable.enable_superuser_instances')) {
+    throw new DfError(
+      `pg_durable: superuser instances are disabled. current_user "${me.role}" is a superuser, but pg_durable.enable_superuser_instances is off. Set pg_durable.enable_superuser_instances = on to allow this.`,
+      '42501',
+    );
+  }
+  validateGraph(root);
+  const { rootId, rows } = flattenGraph(root, newNodeId);
+  const id = reserveInstance(label, rootId, database);
+  for (let i = 0; i < rows.length; i += NODE_BATCH) {
+    const batch = rows.slice(i, i + NODE_BATCH);
+    try {
+      exec(
+        `INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database)
+         SELECT r.id, $1::text, r.node_type, r.query, r.result_name, r.left_node, r.right_node,
+                pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)::pg_catalog.regrole, $2::text
+           FROM pg_catalog.jsonb_to_recordset($3::text::pg_catalog.jsonb)
+                AS r(id text, node_type text, query text, result_name text, left_node text, right_node text)`,
+        [id, database, JSON.stringify(batch)],
+      );
+    } catch (err) {
+      throw new DfError(`Failed to insert node batch '${batch[0].id}..${batch[batch.length - 1].id}': ${(err as Error).message}`);
+    }
+  }
+  return id;
+}
+
+function reserveInstance(label: string | null, rootId: string, database: string | null): string {
+  for (let attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
+    const rows = query<{ id: string }>(
+      `INSERT INTO df.instances (id, label, root_node, submitted_by, database)
+       VALUES ($1::text, $2::text, $3::text, pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)::pg_catalog.regrole, $4::text)
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [newNodeId(), label, rootId, database],
+    );
+    if (rows.length === 1) return rows[0].id;
+  }
+  throw new DfError(`Failed to create instance: exhausted ${ID_ATTEMPTS} attempts to generate a collision-free ID`);
+}
+
+function visibleStatus(id: string): string | null {
+  const row = one<{ status: string }>('SELECT status FROM df.instances WHERE id OPERATOR(pg_catalog.=) $1::text', [id]);
+  return row ? row.status : null;
+}
+
+export function status(id: string): string | null {
+  return visibleStatus(id);
+}
+
+export function result(id: string): string | null {
+  const row = one<{ status: string; result: string | null }>(
+    `SELECT n.status, n.result::text AS result
+       FROM df.instances i JOIN df.nodes n ON n.instance_id OPERATOR(pg_catalog.=) i.id AND n.id OPERATOR(pg_catalog.=) i.root_node
+      WHERE i.id OPERATOR(pg_catalog.=) $1::text`,
+    [id],
+  );
+  return row && row.status === 'completed' ? row.result : null;
+}
+
+export function cancel(id: string, reason: string): string {
+  if (visibleStatus(id) === null) throw new DfError(`Instance not found or access denied: ${id}`, '42704');
+  try {
+    exec(
+      `UPDATE df.instances SET status = 'cancelled', updated_at = pg_catalog.now()
+        WHERE id OPERATOR(pg_catalog.=) $1::text AND status OPERATOR(pg_catalog.<>) ALL (ARRAY['completed','failed','cancelled'])`,
+      [id],
+    );
+  } catch (err) {
+    warning(`df.cancel: could not mark instance ${id} cancelled: ${(err as Error).message}`);
+  }
+  return `Instance ${id} cancelled: ${reason}`;
+}
+
+/** A signal payload is stored as compact JSON: JSON text re-serialised, anything else as a JSON string. */
+export function normalizeSignalPayload(data: string): string {
+  try {
+    return JSON.stringify(JSON.parse(data));
+  } catch {
+    return JSON.stringify(data);
+  }
+}
+
+export function signal(id: string, name: string, data: string): string {
+  if (id === '') throw new DfError('Instance ID cannot be empty', '22023');
+  if (name === '') throw new DfError('Signal name cannot be empty', '22023');
+  const st = visibleStatus(id);
+  if (st === null) throw new DfError(`Instance not found or access denied: ${id}`, '42704');
+  if (TERMINAL.indexOf(st) >= 0) throw new DfError(`Instance ${id} is already ${st}`, '55000');
+  exec('INSERT INTO df._signals (instance_id, signal_name, payload) VALUES ($1::text, $2::text, $3::text)', [
+    id, name, normalizeSignalPayload(data),
+  ]);
+  return 'OK';
+}
+
+export function awaitInstance(id: string, timeoutSeconds: number): string {
+  forbidInWorkflow(
+    'df.await_instance() cannot be called inside a workflow - it would block a worker thread (and self-deadlock if waiting on the current instance). Use df.signal() and df.wait_for_signal() for cross-workflow coordination.',
+  );
+  if (timeoutSeconds <= 0) throw new DfError('Timeout must be positive', '22023');
+  markNonFutureHelper('df.await_instance');
+  // 100 ms polls, each a fresh READ COMMITTED snapshot (plv8 takes one per statement in a volatile function).
+  let last: string | null = null;
+  for (let poll = 0; poll < timeoutSeconds * 10; poll++) {
+    last = visibleStatus(id);
+    if (last === null) throw new DfError(`Instance not found: ${id}`, '42704');
+    if (TERMINAL.indexOf(last) >= 0) return last;
+    query('SELECT pg_catalog.pg_sleep(0.1) AS s');
+  }
+  throw new DfError(
+    `Timeout after ${timeoutSeconds}s waiting for instance ${id} (status: ${last}). Check if background worker is running.`,
+  );
+}
+
+export function waitForCompletion(id: string, timeoutSeconds: number): string {
+  warning('df.wait_for_completion() is deprecated; use df.await_instance() instead');
+  return awaitInstance(id, timeoutSeconds);
+}
+
+export function run(id: string | null): string {
+  return id === null ? 'Triggered run for all pending instances' : `Triggered run for instance: ${id}`;
+}

@@ -1,0 +1,144 @@
+-- Schema df: the tables users see (API §12) and the engine's own tables (underscore prefix).
+-- Every name is schema-qualified and every operator in a default or CHECK is qualified, so a
+-- hostile search_path at CREATE EXTENSION time cannot redirect anything.
+
+CREATE SCHEMA df;
+
+CREATE TABLE df.instances (
+    id            pg_catalog.varchar(8) PRIMARY KEY,
+    label         pg_catalog.text,
+    root_node     pg_catalog.varchar(8) NOT NULL,
+    status        pg_catalog.text DEFAULT 'pending',
+    submitted_by  pg_catalog.regrole NOT NULL,
+    database      pg_catalog.text,
+    created_at    pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+    updated_at    pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+    completed_at  pg_catalog.timestamptz,
+    CONSTRAINT instances_id_format_chk CHECK (id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
+    CONSTRAINT instances_root_node_format_chk CHECK (root_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
+    CONSTRAINT instances_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed','cancelled']::pg_catalog.text[])),
+    CONSTRAINT instances_identity_key UNIQUE (id, submitted_by)
+);
+CREATE INDEX idx_instances_status ON df.instances (status, created_at DESC, id);
+CREATE INDEX idx_instances_created_at ON df.instances (created_at DESC, id);
+CREATE INDEX idx_instances_label ON df.instances (label, created_at DESC, id) WHERE label IS NOT NULL;
+
+CREATE TABLE df.nodes (
+    id              pg_catalog.varchar(8) NOT NULL,
+    instance_id     pg_catalog.varchar(8) NOT NULL,
+    node_type       pg_catalog.text NOT NULL,
+    query           pg_catalog.text,
+    result_name     pg_catalog.text,
+    left_node       pg_catalog.varchar(8),
+    right_node      pg_catalog.varchar(8),
+    status          pg_catalog.text DEFAULT 'pending',
+    result          pg_catalog.jsonb,
+    error           pg_catalog.text,
+    submitted_by    pg_catalog.regrole,
+    database        pg_catalog.text,
+    created_at      pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+    updated_at      pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+    status_details  pg_catalog.jsonb,
+    CONSTRAINT nodes_pkey PRIMARY KEY (instance_id, id),
+    CONSTRAINT nodes_submitted_by_present_chk CHECK (submitted_by IS NOT NULL),
+    CONSTRAINT nodes_id_format_chk CHECK (id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
+    CONSTRAINT nodes_instance_id_format_chk CHECK (instance_id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
+    CONSTRAINT nodes_left_node_format_chk CHECK (left_node IS NULL OR left_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
+    CONSTRAINT nodes_right_node_format_chk CHECK (right_node IS NULL OR right_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
+    CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])),
+    CONSTRAINT nodes_result_name_chk CHECK (result_name IS NULL OR result_name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]*$'),
+    CONSTRAINT nodes_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed']::pg_catalog.text[])),
+    CONSTRAINT nodes_result_status_chk CHECK (result IS NULL OR status OPERATOR(pg_catalog.=) ANY (ARRAY['completed','failed']::pg_catalog.text[])),
+    CONSTRAINT nodes_structure_chk CHECK (CASE
+        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
+            THEN left_node IS NULL AND right_node IS NULL AND query IS NOT NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'THEN' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'IF' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NOT NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'LOOP' THEN left_node IS NOT NULL AND right_node IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'JOIN' THEN left_node IS NOT NULL AND right_node IS NOT NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'RACE' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
+        ELSE false END),
+    CONSTRAINT nodes_instance_identity_fkey FOREIGN KEY (instance_id, submitted_by)
+        REFERENCES df.instances (id, submitted_by) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    CONSTRAINT nodes_left_node_same_instance_fkey FOREIGN KEY (instance_id, left_node)
+        REFERENCES df.nodes (instance_id, id) DEFERRABLE INITIALLY DEFERRED,
+    CONSTRAINT nodes_right_node_same_instance_fkey FOREIGN KEY (instance_id, right_node)
+        REFERENCES df.nodes (instance_id, id) DEFERRABLE INITIALLY DEFERRED
+);
+CREATE INDEX idx_nodes_instance ON df.nodes (instance_id);
+COMMENT ON COLUMN df.nodes.submitted_by IS 'Role that submitted the instance; steps run as this role.';
+COMMENT ON COLUMN df.nodes.status_details IS 'Worker-written: {"execution_id": "<stamp>"} of the last run of this node.';
+
+ALTER TABLE df.instances ADD CONSTRAINT instances_root_node_same_instance_fkey
+    FOREIGN KEY (id, root_node) REFERENCES df.nodes (instance_id, id) DEFERRABLE INITIALLY DEFERRED;
+
+CREATE TABLE df.vars (
+    name   pg_catalog.text NOT NULL,
+    value  pg_catalog.text,
+    owner  pg_catalog.regrole NOT NULL DEFAULT pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)::pg_catalog.regrole,
+    PRIMARY KEY (owner, name)
+);
+
+-- Worker heartbeats: one row per running worker process (healthy = last_seen_at within 15 s).
+CREATE TABLE df._worker_epoch (
+    epoch_id      pg_catalog.uuid PRIMARY KEY,
+    started_at    pg_catalog.timestamptz DEFAULT pg_catalog.now(),
+    last_seen_at  pg_catalog.timestamptz DEFAULT pg_catalog.now()
+);
+
+-- The worker's queue: one row per instance that still has work. A worker claims due rows with
+-- FOR UPDATE SKIP LOCKED and holds a lease; every durable write re-checks lease_token, so a worker
+-- whose lease was taken over can no longer commit anything for that instance.
+CREATE TABLE df._work (
+    instance_id   pg_catalog.varchar(8) PRIMARY KEY REFERENCES df.instances (id) ON DELETE CASCADE,
+    due_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    lease_owner   pg_catalog.uuid,
+    lease_token   pg_catalog.uuid,
+    lease_until   pg_catalog.timestamptz,
+    execution_id  pg_catalog.int4 NOT NULL DEFAULT 1,
+    vars          pg_catalog.jsonb NOT NULL DEFAULT '{}'
+);
+CREATE INDEX idx_work_due ON df._work (due_at);
+
+-- One row per execution (root-loop iteration) of an instance: instance_executions and explain.
+CREATE TABLE df._executions (
+    instance_id   pg_catalog.varchar(8) NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    execution_id  pg_catalog.int4 NOT NULL,
+    status        pg_catalog.text NOT NULL DEFAULT 'Running',
+    started_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    completed_at  pg_catalog.timestamptz,
+    output        pg_catalog.text,
+    submitted_by  pg_catalog.regrole NOT NULL,
+    PRIMARY KEY (instance_id, execution_id),
+    CONSTRAINT executions_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['Running','Completed','Failed','ContinuedAsNew']::pg_catalog.text[]))
+);
+
+-- Every run of every node: the durable checkpoint the worker replays from, and the loop history
+-- that df.instance_nodes(id, n) shows. Keyed by stamp, so each loop iteration has its own rows.
+CREATE TABLE df._node_runs (
+    instance_id   pg_catalog.varchar(8) NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    stamp         pg_catalog.text NOT NULL,
+    node_id       pg_catalog.varchar(8) NOT NULL,
+    execution_id  pg_catalog.int4 NOT NULL,
+    status        pg_catalog.text NOT NULL,
+    result        pg_catalog.text,
+    detail        pg_catalog.jsonb,
+    started_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    finished_at   pg_catalog.timestamptz,
+    submitted_by  pg_catalog.regrole NOT NULL,
+    PRIMARY KEY (instance_id, stamp, node_id),
+    CONSTRAINT node_runs_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['running','completed','failed']::pg_catalog.text[]))
+);
+CREATE INDEX idx_node_runs_execution ON df._node_runs (instance_id, execution_id);
+
+-- Signal inbox: a signal sent before the wait is reached is kept until a matching wait consumes it.
+CREATE TABLE df._signals (
+    id            pg_catalog.int8 GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    instance_id   pg_catalog.varchar(8) NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    signal_name   pg_catalog.text NOT NULL,
+    payload       pg_catalog.text NOT NULL,
+    sent_at       pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    submitted_by  pg_catalog.regrole NOT NULL DEFAULT pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)::pg_catalog.regrole,
+    consumed_by   pg_catalog.text
+);
+CREATE INDEX idx_signals_pending ON df._signals (instance_id, signal_name, id) WHERE consumed_by IS NULL;

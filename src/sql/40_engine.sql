@@ -1,0 +1,55 @@
+-- Engine hooks. Users write df.instances / df._signals as themselves (RLS applies); these
+-- SECURITY DEFINER triggers turn those writes into queue work the user cannot forge, and wake the
+-- worker with NOTIFY (delivered only when the user's transaction commits, so a rolled-back start
+-- never runs).
+
+-- A new instance: snapshot the submitter's variables (uncommitted setvar calls of the same
+-- transaction included), enqueue it, open execution 1, wake a worker.
+CREATE FUNCTION df._on_instance_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    INSERT INTO df._work (instance_id, vars)
+    SELECT NEW.id, COALESCE(pg_catalog.jsonb_object_agg(v.name, v.value), '{}'::pg_catalog.jsonb)
+      FROM df.vars v
+     WHERE v.owner OPERATOR(pg_catalog.=) NEW.submitted_by AND v.value IS NOT NULL;
+    INSERT INTO df._executions (instance_id, execution_id, submitted_by)
+    VALUES (NEW.id, 1, NEW.submitted_by);
+    PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER instances_enqueue AFTER INSERT ON df.instances
+    FOR EACH ROW EXECUTE FUNCTION df._on_instance_insert();
+
+-- df.cancel sets status = 'cancelled' as the caller: drop the queue row (any in-flight write of
+-- the worker then fails its lease check and rolls back), close the execution, tell the worker.
+CREATE FUNCTION df._on_instance_cancel() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM df._work WHERE instance_id OPERATOR(pg_catalog.=) NEW.id;
+    UPDATE df._executions SET status = 'Failed', completed_at = pg_catalog.now(),
+           output = COALESCE(output, 'Cancelled')
+     WHERE instance_id OPERATOR(pg_catalog.=) NEW.id AND status OPERATOR(pg_catalog.=) 'Running';
+    PERFORM pg_catalog.pg_notify('pg_durable', 'cancel:' OPERATOR(pg_catalog.||) NEW.id);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER instances_cancel AFTER UPDATE OF status ON df.instances
+    FOR EACH ROW WHEN (NEW.status = 'cancelled' AND OLD.status IS DISTINCT FROM 'cancelled')
+    EXECUTE FUNCTION df._on_instance_cancel();
+
+-- A buffered signal: make the instance due now so a waiting SIGNAL node sees it promptly.
+CREATE FUNCTION df._on_signal_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    UPDATE df._work SET due_at = pg_catalog.now()
+     WHERE instance_id OPERATOR(pg_catalog.=) NEW.instance_id AND due_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    PERFORM pg_catalog.pg_notify('pg_durable', 'signal:' OPERATOR(pg_catalog.||) NEW.instance_id);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER signals_wake AFTER INSERT ON df._signals
+    FOR EACH ROW EXECUTE FUNCTION df._on_signal_insert();
