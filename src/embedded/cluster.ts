@@ -8,7 +8,7 @@
  * plv8 host variant (dist/host-ext, needs PL/Python 3). `cluster.flavor` says which.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -44,7 +44,8 @@ const ROOT = packageRoot();
 export function packageRoot(): string {
   let dir = fileURLToPath(new URL('.', import.meta.url));
   for (let i = 0; i < 5; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'build', 'manifest.ts'))) return dir;
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && /"name":\s*"pg-durable"/.test(readFileSync(pkg, 'utf8'))) return dir;
     dir = resolve(dir, '..');
   }
   throw new Error('pg_durable: cannot find the package root');

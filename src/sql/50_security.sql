@@ -56,6 +56,8 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT ON df._executions, df._node_runs TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload) ON df._signals TO %I%s', p_role, opt);
+    -- Step connections run as the role and checkpoint through the lease-fenced df._commit.
+    EXECUTE format('GRANT EXECUTE ON FUNCTION df._commit(text, uuid, jsonb, text, text) TO %I', p_role);
     RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
 END
 $$;

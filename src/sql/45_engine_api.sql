@@ -1,0 +1,108 @@
+-- The one durable write path of the worker. It runs on the worker's own connection and, for SQL
+-- steps, inside the submitting role's step transaction right after the step's statement, so the
+-- statement and its checkpoint commit or roll back together (exactly-once where Postgres allows).
+--
+-- Fencing: every call must present the instance's current lease token while the lease is live.
+-- The row is locked FOR SHARE, so a takeover (UPDATE ... SKIP LOCKED) cannot slip between the
+-- check and the commit; a worker that lost its lease gets SQLSTATE PD001 and its step rolls back.
+-- The token is a random UUID the user's SQL never sees (it is a bind parameter), so holding
+-- EXECUTE on this function gives a role nothing.
+--
+-- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?}], at most one
+-- event per (stamp, node) — the worker coalesces. p_instance_status: NULL (nodes only), 'running',
+-- 'completed', 'failed' or 'continue' (root loop: close this execution, open the next).
+CREATE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
+                           p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
+    RETURNS pg_catalog.int4
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_exec int4;
+    v_who regrole;
+BEGIN
+    SELECT w.execution_id INTO v_exec FROM df._work w
+     WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
+       FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_durable: lease lost for instance % (cancelled, finished or taken over by another worker)', p_instance
+            USING ERRCODE = 'PD001';
+    END IF;
+    SELECT i.submitted_by INTO v_who FROM df.instances i WHERE i.id = p_instance;
+
+    IF p_events IS NOT NULL AND jsonb_array_length(p_events) > 0 THEN
+        INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
+        SELECT p_instance, e.stamp, e.node, v_exec, e.status, e.result, e.detail,
+               CASE WHEN e.status <> 'running' THEN clock_timestamp() END, v_who
+          FROM jsonb_to_recordset(p_events) AS e(node text, stamp text, status text, result text, json bool, detail jsonb)
+        ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
+           SET status = EXCLUDED.status, result = EXCLUDED.result,
+               detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
+               finished_at = EXCLUDED.finished_at;
+
+        UPDATE df.nodes n
+           SET status = e.status,
+               result = CASE WHEN e.status = 'running' THEN NULL
+                             WHEN e.json THEN e.result::jsonb
+                             ELSE to_jsonb(e.result) END,
+               status_details = jsonb_build_object('execution_id', e.stamp)
+                                || COALESCE(e.detail - 'wake_at' - 'race_winner', '{}'::jsonb),
+               updated_at = clock_timestamp()
+          FROM jsonb_to_recordset(p_events) AS e(node text, stamp text, status text, result text, json bool, detail jsonb)
+         WHERE n.instance_id = p_instance AND n.id = e.node;
+    END IF;
+
+    IF p_instance_status = 'running' THEN
+        UPDATE df.instances SET status = 'running', updated_at = now()
+         WHERE id = p_instance AND status = 'pending';
+    ELSIF p_instance_status = 'completed' THEN
+        UPDATE df.instances SET status = 'completed', updated_at = now(), completed_at = now()
+         WHERE id = p_instance AND status IN ('pending', 'running');
+        UPDATE df._executions SET status = 'Completed', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        DELETE FROM df._work WHERE instance_id = p_instance;
+    ELSIF p_instance_status = 'failed' THEN
+        UPDATE df.instances SET status = 'failed', updated_at = now()
+         WHERE id = p_instance AND status IN ('pending', 'running');
+        UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        DELETE FROM df._work WHERE instance_id = p_instance;
+    ELSIF p_instance_status = 'continue' THEN
+        UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        v_exec := v_exec + 1;
+        INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
+        UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
+    ELSIF p_instance_status IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_durable: unknown instance transition %', p_instance_status;
+    END IF;
+    RETURN v_exec;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION df._commit(pg_catalog.text, pg_catalog.uuid, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text) FROM PUBLIC;
+
+-- Consume the oldest buffered signal of a name, atomically with the SIGNAL node's completion.
+-- Returns the payload, or NULL when none is waiting. Worker connection only.
+CREATE FUNCTION df._take_signal(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_name pg_catalog.text,
+                                p_node pg_catalog.text, p_stamp pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_id int8;
+    v_payload text;
+    v_result text;
+BEGIN
+    SELECT s.id, s.payload INTO v_id, v_payload FROM df._signals s
+     WHERE s.instance_id = p_instance AND s.signal_name = p_name AND s.consumed_by IS NULL
+     ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE df._signals SET consumed_by = p_stamp || '/' || p_node WHERE id = v_id;
+    v_result := '{"signal_name":' || to_json(p_name)::text || ',"timed_out":false,"data":' || v_payload || '}';
+    PERFORM df._commit(p_instance, p_token,
+        jsonb_build_array(jsonb_build_object('node', p_node, 'stamp', p_stamp, 'status', 'completed', 'result', v_result, 'json', true)));
+    RETURN v_payload;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION df._take_signal(pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text) FROM PUBLIC;

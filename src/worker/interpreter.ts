@@ -1,0 +1,522 @@
+/**
+ * The durable interpreter: runs one instance's graph (API §9) and makes every transition durable.
+ *
+ * Recovery is by replay. A worker that (re)claims an instance loads the node runs of the current
+ * execution and runs the graph from the root again: a leaf whose outcome is recorded returns it
+ * without running (completed steps never run twice), composites re-run their in-memory logic so
+ * named results, JOIN merges and loop counters come back exactly, and timers resume from their
+ * recorded deadlines. The only non-deterministic choice, a RACE winner, is recorded before anything
+ * depends on it.
+ */
+import { DfError } from '../core/errors';
+import { nextTick } from '../core/cron';
+import type { TreeNode } from '../core/node';
+import { parseJsonOrdered, stringifyJson, substitute, substituteWholeValue, tryParseJson, type SubstitutionContext } from '../core/substitute';
+import { conditionIsTrue, ifRowsTest } from '../core/truthy';
+import { Aborted, type Clock } from './clock';
+import { executeHttp, executeHttpMultipart, type EgressPolicy, type HttpAuditEntry } from './http';
+import type { Logger } from './log';
+import type { SignalHub } from './signals';
+import { LeaseLost, type StepRunner } from './steps';
+import { COMMIT_SQL, type InstanceTransition, type NodeEvent, type RunRecord, type Store } from './store';
+
+export type Outcome = { kind: 'ok'; result: string } | { kind: 'fail'; error: string } | { kind: 'break'; value: string };
+
+interface Scope {
+  /** `<scope>::<generation>`, written to status_details.execution_id. */
+  stamp: string;
+  /** Named results visible here (raw result texts). */
+  results: Record<string, string>;
+  signal: AbortSignal;
+}
+
+export interface InstanceState {
+  id: string;
+  label: string | null;
+  role: string;
+  roleOid: string;
+  database: string;
+  vars: Record<string, string>;
+  /** Mutable: a re-claim by the same worker hands out a new token. */
+  token: string;
+  executionId: number;
+}
+
+export interface Deps {
+  store: Store;
+  steps: StepRunner;
+  clock: Clock;
+  log: Logger;
+  hub: SignalHub;
+  egress: EgressPolicy;
+  pollIntervalMs: number;
+  /** Fires on graceful shutdown: waits stop at once, in-flight SQL steps may finish. */
+  drain: AbortSignal;
+}
+
+/** The original's guard (API §9.6). */
+export const MAX_LOOP_ITERATIONS = 100000;
+/** Minimum duration of a loop iteration (API §9.6): a loop of df.sleep(0) runs about once a second. */
+const LOOP_FLOOR_MS = 1000;
+/** A SIGNAL wait re-checks the inbox at least this often even if a NOTIFY is missed. */
+const SIGNAL_RECHECK_MS = 5000;
+
+const HTTP_SIGNATURE = 'df.http(text,text,text,jsonb,integer)';
+const MULTIPART_SIGNATURE = 'df.http_multipart(text,text,jsonb,jsonb,integer)';
+
+const ok = (result: string): Outcome => ({ kind: 'ok', result });
+const fail = (error: string): Outcome => ({ kind: 'fail', error });
+const key = (stamp: string, node: TreeNode) => `${stamp}|${node.id}`;
+
+function compactJson(text: string): string {
+  return stringifyJson(parseJsonOrdered(text));
+}
+
+function isJson(text: string): boolean {
+  return tryParseJson(text) !== undefined;
+}
+
+export class Interpreter {
+  private history = new Map<string, RunRecord>();
+  /** The root's final event, written together with the instance transition. */
+  private rootEvent: NodeEvent | null = null;
+
+  constructor(
+    private readonly deps: Deps,
+    private readonly inst: InstanceState,
+    private readonly root: TreeNode,
+    history: RunRecord[],
+    private readonly signal: AbortSignal,
+  ) {
+    for (const r of history) this.history.set(`${r.stamp}|${r.nodeId}`, r);
+  }
+
+  /** Runs to the end (or until aborted) and records the instance's final state. */
+  async run(): Promise<Outcome> {
+    const final = this.root.node_type === 'LOOP' ? await this.rootLoop(this.root) : await this.exec(this.root, this.rootScope());
+    let outcome = final;
+    if (final.kind === 'break') {
+      outcome = fail('df.break() was called outside of a loop. df.break() may only be used inside df.loop().');
+      this.rootEvent = this.event(this.root, this.rootScope().stamp, outcome);
+    }
+    const events = this.rootEvent ? [this.rootEvent] : [];
+    if (outcome.kind === 'ok') await this.write(events, 'completed', outcome.result);
+    else if (outcome.kind === 'fail') await this.write(events, 'failed', outcome.error);
+    return outcome;
+  }
+
+  private rootScope(): Scope {
+    return { stamp: `${this.inst.id}::${this.inst.executionId}`, results: this.rootResults, signal: this.signal };
+  }
+
+  private rootResults: Record<string, string> = {};
+
+  // ---- durable writes -------------------------------------------------------------------------
+
+  async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
+    if (events.length === 0 && transition === null) return;
+    try {
+      await this.deps.store.commit(this.inst.id, this.inst.token, events, transition, output);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+      throw err;
+    }
+    for (const e of events) {
+      const k = `${e.stamp}|${e.node}`;
+      const prev = this.history.get(k);
+      this.history.set(k, { stamp: e.stamp, nodeId: e.node, status: e.status, result: e.result ?? null, detail: { ...(prev?.detail ?? {}), ...(e.detail ?? {}) } });
+    }
+  }
+
+  private recorded(stamp: string, node: TreeNode): RunRecord | undefined {
+    return this.history.get(key(stamp, node));
+  }
+
+  private event(node: TreeNode, stamp: string, o: Outcome, detail?: Record<string, unknown>): NodeEvent {
+    if (o.kind === 'fail') return { node: node.id, stamp, status: 'failed', result: o.error, json: false, detail: detail ?? null };
+    const text = o.kind === 'ok' ? o.result : o.value;
+    return { node: node.id, stamp, status: 'completed', result: text, json: isJson(text), detail: detail ?? null };
+  }
+
+  private async started(node: TreeNode, scope: Scope, detail?: Record<string, unknown>): Promise<RunRecord> {
+    const rec = this.recorded(scope.stamp, node);
+    if (rec) return rec;
+    await this.write([{ node: node.id, stamp: scope.stamp, status: 'running', detail: detail ?? null }]);
+    return this.recorded(scope.stamp, node)!;
+  }
+
+  private async finished(node: TreeNode, scope: Scope, o: Outcome, detail?: Record<string, unknown>): Promise<Outcome> {
+    const rec = this.recorded(scope.stamp, node);
+    if (!rec || rec.status === 'running') {
+      const ev = this.event(node, scope.stamp, o, detail);
+      if (node === this.root && scope.stamp === this.rootScope().stamp) this.rootEvent = ev;
+      else await this.write([ev]);
+    }
+    return this.remember(node, scope, o);
+  }
+
+  /** A named node's successful result becomes `$name` (SLEEP and WAIT_SCHEDULE names are ignored). */
+  private remember(node: TreeNode, scope: Scope, o: Outcome): Outcome {
+    if (o.kind === 'ok' && node.result_name && node.node_type !== 'SLEEP' && node.node_type !== 'WAIT_SCHEDULE') {
+      scope.results[node.result_name] = o.result;
+    }
+    return o;
+  }
+
+  private fromRecord(node: TreeNode, rec: RunRecord): Outcome {
+    if (rec.status === 'failed') return fail(rec.result ?? '');
+    if (node.node_type === 'BREAK') return { kind: 'break', value: rec.result ?? 'null' };
+    return ok(rec.result ?? 'null');
+  }
+
+  /** Waits (timers, signals) end on cancel, race loss or shutdown. */
+  private interruptible(scope: Scope): AbortSignal {
+    return AbortSignal.any([scope.signal, this.deps.drain]);
+  }
+
+  private substitution(scope: Scope): SubstitutionContext {
+    return { instanceId: this.inst.id, label: this.inst.label, vars: this.inst.vars, results: scope.results };
+  }
+
+  // ---- dispatch -------------------------------------------------------------------------------
+
+  async exec(node: TreeNode, scope: Scope): Promise<Outcome> {
+    if (scope.signal.aborted || this.deps.drain.aborted) throw new Aborted();
+    switch (node.node_type) {
+      case 'THEN': return this.composite(node, scope, async () => {
+        const left = await this.exec(node.left!, scope);
+        return left.kind === 'ok' ? this.exec(node.right!, scope) : left;
+      });
+      case 'IF': return this.composite(node, scope, () => this.ifNode(node, scope));
+      case 'JOIN': return this.composite(node, scope, () => this.join(node, scope));
+      case 'RACE': return this.race(node, scope);
+      case 'LOOP': return this.loop(node, scope, `${scope.stamp}::${node.id}`);
+      default: return this.leaf(node, scope);
+    }
+  }
+
+  private async composite(node: TreeNode, scope: Scope, body: () => Promise<Outcome>): Promise<Outcome> {
+    await this.started(node, scope);
+    const o = await body();
+    return this.finished(node, scope, o);
+  }
+
+  private async leaf(node: TreeNode, scope: Scope): Promise<Outcome> {
+    const rec = this.recorded(scope.stamp, node);
+    if (rec && rec.status !== 'running') return this.remember(node, scope, this.fromRecord(node, rec));
+    this.deps.log.debug({ instance: this.inst.id, node: node.id, type: node.node_type, stamp: scope.stamp }, 'step');
+    switch (node.node_type) {
+      case 'SQL': return this.sql(node, scope);
+      case 'BREAK': return this.breakNode(node, scope);
+      case 'SLEEP': return this.sleep(node, scope);
+      case 'WAIT_SCHEDULE': return this.schedule(node, scope);
+      case 'SIGNAL': return this.waitSignal(node, scope);
+      case 'HTTP': return this.http(node, scope, false);
+      case 'HTTP_MULTIPART': return this.http(node, scope, true);
+      default: return this.finished(node, scope, fail(`Unsupported node type '${String(node.node_type)}'`));
+    }
+  }
+
+  // ---- leaves ---------------------------------------------------------------------------------
+
+  private async sql(node: TreeNode, scope: Scope): Promise<Outcome> {
+    let text: string;
+    try {
+      text = substitute(node.query ?? '', this.substitution(scope), 'sql');
+    } catch (err) {
+      return this.finished(node, scope, fail((err as Error).message));
+    }
+    await this.started(node, scope);
+    const out = await this.deps.steps.run({
+      role: this.inst.role,
+      database: this.inst.database,
+      sql: text,
+      signal: scope.signal,
+      checkpoint: async (client, json) => {
+        const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true };
+        await client.query(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify([ev]), null, null]);
+      },
+    });
+    if (out.kind === 'fail') return this.finished(node, scope, fail(out.error));
+    if (out.checkpointed) {
+      this.history.set(key(scope.stamp, node), { stamp: scope.stamp, nodeId: node.id, status: 'completed', result: out.json, detail: null });
+      return this.remember(node, scope, ok(out.json));
+    }
+    return this.finished(node, scope, ok(out.json), out.note ? { note: out.note } : undefined);
+  }
+
+  private breakNode(node: TreeNode, scope: Scope): Promise<Outcome> {
+    let raw: unknown = null;
+    try {
+      raw = (JSON.parse(node.query ?? '{}') as { break_value?: unknown }).break_value ?? null;
+    } catch {
+      raw = null;
+    }
+    let value: string;
+    if (raw === null) value = 'null';
+    else {
+      const text = String(raw);
+      value = isJson(text) ? compactJson(text) : JSON.stringify(text);
+    }
+    const o: Outcome = { kind: 'break', value };
+    return this.finished(node, scope, o);
+  }
+
+  private async sleep(node: TreeNode, scope: Scope): Promise<Outcome> {
+    const seconds = Number(node.query ?? '0');
+    const rec = await this.started(node, scope, { wake_at: this.deps.clock.now() + seconds * 1000 });
+    await this.deps.clock.sleepUntil(Number(rec.detail?.wake_at), this.interruptible(scope));
+    return this.finished(node, scope, ok(`{"slept": true, "seconds": ${seconds}}`));
+  }
+
+  private async schedule(node: TreeNode, scope: Scope): Promise<Outcome> {
+    let cron: string;
+    try {
+      const cfg = JSON.parse(node.query ?? '{}') as { cron_expr?: unknown };
+      if (typeof cfg.cron_expr !== 'string') return this.finished(node, scope, fail('WAIT_SCHEDULE missing cron_expr'));
+      cron = cfg.cron_expr;
+    } catch {
+      return this.finished(node, scope, fail('WAIT_SCHEDULE missing cron_expr'));
+    }
+    let wakeAt: number;
+    const existing = this.recorded(scope.stamp, node);
+    if (existing?.detail?.wake_at !== undefined) wakeAt = Number(existing.detail.wake_at);
+    else {
+      try {
+        wakeAt = nextTick(cron, new Date(this.deps.clock.now())).getTime();
+      } catch (err) {
+        return this.finished(node, scope, fail((err as Error).message));
+      }
+    }
+    await this.started(node, scope, { wake_at: wakeAt });
+    await this.deps.clock.sleepUntil(wakeAt, this.interruptible(scope));
+    return this.finished(node, scope, ok('{"scheduled": true}'));
+  }
+
+  private async waitSignal(node: TreeNode, scope: Scope): Promise<Outcome> {
+    const cfg = JSON.parse(node.query ?? '{}') as { signal_name: string; timeout_seconds: number | null };
+    const timeout = cfg.timeout_seconds;
+    const rec = await this.started(node, scope, timeout ? { deadline: this.deps.clock.now() + timeout * 1000 } : undefined);
+    const deadline = rec.detail?.deadline !== undefined ? Number(rec.detail.deadline) : null;
+    for (;;) {
+      const payload = await this.deps.store.takeSignal(this.inst.id, this.inst.token, cfg.signal_name, node.id, scope.stamp).catch((err) => {
+        if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+        throw err;
+      });
+      if (payload !== null) {
+        const result = `{"signal_name":${JSON.stringify(cfg.signal_name)},"timed_out":false,"data":${payload}}`;
+        this.history.set(key(scope.stamp, node), { stamp: scope.stamp, nodeId: node.id, status: 'completed', result, detail: null });
+        return this.remember(node, scope, ok(result));
+      }
+      const now = this.deps.clock.now();
+      if (deadline !== null && now >= deadline) {
+        return this.finished(node, scope, ok(`{"signal_name":${JSON.stringify(cfg.signal_name)},"timed_out":true,"data":null}`));
+      }
+      const untilDeadline = deadline === null ? SIGNAL_RECHECK_MS : Math.min(SIGNAL_RECHECK_MS, deadline - now);
+      await this.deps.hub.wait(this.inst.id, untilDeadline, this.interruptible(scope));
+    }
+  }
+
+  private async http(node: TreeNode, scope: Scope, multipart: boolean): Promise<Outcome> {
+    await this.started(node, scope);
+    const ctx = this.substitution(scope);
+    try {
+      const cfg = JSON.parse(node.query ?? '{}') as Record<string, unknown>;
+      const sub = (v: unknown) => (typeof v === 'string' ? substitute(v, ctx, 'raw') : v);
+      cfg.url = sub(cfg.url);
+      if (cfg.headers && typeof cfg.headers === 'object') {
+        const h = cfg.headers as Record<string, unknown>;
+        for (const k of Object.keys(h).sort()) h[k] = sub(h[k]);
+      }
+      const httpCtx = {
+        policy: this.deps.egress,
+        signal: scope.signal,
+        role: this.inst.role,
+        canExecute: () => this.deps.store.canExecute(this.inst.roleOid, multipart ? MULTIPART_SIGNATURE : HTTP_SIGNATURE),
+        log: (entry: HttpAuditEntry) => this.deps.log.info({ instance: this.inst.id, node: node.id, ...entry }, 'http'),
+      };
+      let envelope: string;
+      if (multipart) {
+        if (Array.isArray(cfg.parts)) {
+          for (const part of cfg.parts as Record<string, unknown>[]) {
+            if (!part || typeof part !== 'object') continue;
+            part.name = sub(part.name);
+            part.filename = sub(part.filename);
+            if (typeof part.data_b64 === 'string') part.data_b64 = substituteWholeValue(part.data_b64, ctx, String(part.name), node.id);
+          }
+        }
+        envelope = await executeHttpMultipart(cfg as never, httpCtx);
+      } else {
+        cfg.body = sub(cfg.body);
+        envelope = await executeHttp(cfg as never, httpCtx);
+      }
+      return this.finished(node, scope, ok(envelope));
+    } catch (err) {
+      if (err instanceof Aborted || err instanceof LeaseLost) throw err;
+      if (scope.signal.aborted) throw new Aborted();
+      if (err instanceof DfError || err instanceof SyntaxError) return this.finished(node, scope, fail(err.message));
+      throw err;
+    }
+  }
+
+  // ---- composites -----------------------------------------------------------------------------
+
+  private async ifNode(node: TreeNode, scope: Scope): Promise<Outcome> {
+    let truth: boolean;
+    if (node.condition) {
+      const c = await this.exec(node.condition, scope);
+      if (c.kind !== 'ok') return c;
+      truth = conditionIsTrue(c.result);
+    } else {
+      try {
+        const cfg = JSON.parse(node.query ?? '{}') as { result_name?: string };
+        truth = ifRowsTest(String(cfg.result_name ?? ''), scope.results);
+      } catch (err) {
+        return fail((err as Error).message);
+      }
+    }
+    return this.exec(truth ? node.left! : node.right!, scope);
+  }
+
+  /** A JOIN/RACE branch runs in its own scope with a snapshot of the named results. */
+  private runBranch(branch: TreeNode, scope: Scope, signal: AbortSignal): Promise<{ o: Outcome; results: Record<string, string> }> {
+    const results = { ...scope.results };
+    const childScope = `${scope.stamp}::${branch.id}`;
+    const run =
+      branch.node_type === 'LOOP'
+        ? this.loop(branch, { stamp: scope.stamp, results, signal }, childScope) // the branch *is* the loop's scope
+        : this.exec(branch, { stamp: `${childScope}::1`, results, signal });
+    return run.then((o) => ({ o, results }));
+  }
+
+  private async join(node: TreeNode, scope: Scope): Promise<Outcome> {
+    const branches = [node.left!, node.right!, ...(node.extras ?? [])];
+    // A failing branch does not cancel its siblings (API §9.8): wait for all of them.
+    const outs = await Promise.all(branches.map((b) => this.runBranch(b, scope, scope.signal)));
+    for (let i = 0; i < outs.length; i++) {
+      const { o } = outs[i];
+      if (o.kind === 'fail') return fail(`JOIN branch ${i + 1} failed: ${o.error}`);
+      if (o.kind === 'break') return o;
+    }
+    const parts: string[] = [];
+    for (let i = 0; i < outs.length; i++) {
+      Object.assign(scope.results, outs[i].results);
+      const text = (outs[i].o as { result: string }).result;
+      try {
+        parts.push(compactJson(text));
+      } catch (err) {
+        return fail(`JOIN branch ${i + 1} result parse error: ${(err as Error).message}`);
+      }
+    }
+    return ok(`[${parts.join(',')}]`);
+  }
+
+  private async race(node: TreeNode, scope: Scope): Promise<Outcome> {
+    const rec = await this.started(node, scope);
+    const decided = typeof rec.detail?.race_winner === 'number' ? (rec.detail.race_winner as number) : null;
+    const branches = [node.left!, node.right!];
+    const controllers = branches.map(() => new AbortController());
+    const onParentAbort = () => controllers.forEach((c) => c.abort());
+    scope.signal.addEventListener('abort', onParentAbort, { once: true });
+    const runs = branches.map((b, i) =>
+      decided === null || decided === i ? this.runBranch(b, scope, controllers[i].signal).then((r) => ({ i, ...r })) : null,
+    );
+    let first: { i: number; o: Outcome; results: Record<string, string> };
+    try {
+      first = await Promise.race(runs.filter((r): r is NonNullable<typeof r> => r !== null));
+    } finally {
+      scope.signal.removeEventListener('abort', onParentAbort);
+    }
+    const loser = 1 - first.i;
+    controllers[loser].abort();
+    runs[loser]?.catch(() => undefined); // the loser unwinds with Aborted; its SQL was cancelled
+    const events: NodeEvent[] = [];
+    if (decided === null && branches[loser].node_type === 'LOOP') {
+      events.push({ node: branches[loser].id, stamp: `${scope.stamp}::${branches[loser].id}::1`, status: 'failed', result: 'Loop branch cancelled after losing RACE', json: false });
+    }
+    let o = first.o;
+    if (o.kind === 'fail') o = fail(`RACE ${first.i === 0 ? 'left' : 'right'} branch failed: ${o.error}`);
+    else if (o.kind === 'ok') Object.assign(scope.results, first.results);
+    if (events.length > 0) await this.write(events);
+    return this.finished(node, scope, o, { race_winner: first.i });
+  }
+
+  /**
+   * A LOOP that is not the root: iterations are generations of the child scope `loopScope`
+   * (stamps `<loopScope>::1`, `::2`, ...); named results carry over between iterations and out.
+   */
+  private async loop(node: TreeNode, scope: Scope, loopScope: string): Promise<Outcome> {
+    let prev: { stamp: string; result: string } | null = null;
+    for (let g = 1; ; g++) {
+      const iter: Scope = { stamp: `${loopScope}::${g}`, results: scope.results, signal: scope.signal };
+      const startedAt = await this.iterationStart(node, iter.stamp, prev);
+      const step = await this.iteration(node, iter);
+      if (step.done) return this.finished(node, iter, step.o); // iter shares scope.results
+      if (g >= MAX_LOOP_ITERATIONS) {
+        return this.finished(node, iter, fail(`Loop exceeded maximum iteration count of ${MAX_LOOP_ITERATIONS}. Use df.break() to exit the loop or restructure the workflow.`));
+      }
+      await this.deps.clock.sleepUntil(startedAt + LOOP_FLOOR_MS, this.interruptible(scope));
+      prev = { stamp: iter.stamp, result: step.o.kind === 'ok' ? step.o.result : 'null' };
+    }
+  }
+
+  /** Body, then the while-condition (a break in either ends the loop with its value). */
+  private async iteration(node: TreeNode, iter: Scope): Promise<{ done: boolean; o: Outcome }> {
+    const body = await this.exec(node.left!, iter);
+    if (body.kind === 'break') return { done: true, o: ok(body.value) };
+    if (body.kind === 'fail') return { done: true, o: body };
+    if (node.condition) {
+      const c = await this.exec(node.condition, iter);
+      if (c.kind === 'break') return { done: true, o: ok(c.value) };
+      if (c.kind === 'fail') return { done: true, o: c };
+      if (!conditionIsTrue(c.result)) return { done: true, o: body };
+    }
+    return { done: false, o: body };
+  }
+
+  /** Stamps the LOOP node running for a new iteration (closing the previous one); returns its start time. */
+  private async iterationStart(node: TreeNode, stamp: string, prev: { stamp: string; result: string } | null): Promise<number> {
+    const rec = this.history.get(`${stamp}|${node.id}`);
+    if (rec) return Number(rec.detail?.started_at ?? this.deps.clock.now());
+    const startedAt = this.deps.clock.now();
+    const events: NodeEvent[] = [];
+    if (prev) events.push({ node: node.id, stamp: prev.stamp, status: 'completed', result: prev.result, json: isJson(prev.result) });
+    events.push({ node: node.id, stamp, status: 'running', detail: { started_at: startedAt } });
+    await this.write(events);
+    return startedAt;
+  }
+
+  /**
+   * The root LOOP: every iteration is a new execution (continue-as-new). Named results do not carry
+   * over between executions; the graph and the captured variables do.
+   */
+  private async rootLoop(node: TreeNode): Promise<Outcome> {
+    for (;;) {
+      this.rootResults = {};
+      const scope = this.rootScope();
+      const rec = this.recorded(scope.stamp, node);
+      let startedAt: number;
+      if (rec) startedAt = Number(rec.detail?.started_at ?? this.deps.clock.now());
+      else {
+        startedAt = this.deps.clock.now();
+        await this.write([{ node: node.id, stamp: scope.stamp, status: 'running', detail: { started_at: startedAt } }], 'running');
+      }
+      const step = await this.iteration(node, scope);
+      if (step.done) {
+        this.rootEvent = this.event(node, scope.stamp, step.o);
+        return step.o;
+      }
+      if (this.inst.executionId >= MAX_LOOP_ITERATIONS) {
+        const o = fail(`Loop exceeded maximum iteration count of ${MAX_LOOP_ITERATIONS}. Use df.break() to exit the loop or restructure the workflow.`);
+        this.rootEvent = this.event(node, scope.stamp, o);
+        return o;
+      }
+      await this.deps.clock.sleepUntil(startedAt + LOOP_FLOOR_MS, AbortSignal.any([this.signal, this.deps.drain]));
+      const output = step.o.kind === 'ok' ? step.o.result : null;
+      await this.write([], 'continue', output);
+      this.inst.executionId += 1;
+      this.history = new Map();
+      this.deps.log.info({ instance: this.inst.id, execution: this.inst.executionId }, 'loop continues as new execution');
+    }
+  }
+}

@@ -1,0 +1,197 @@
+/**
+ * SQL steps. Each runs on a connection authenticated as the submitting role (never SET ROLE on a
+ * privileged connection: user SQL could RESET it), pooled per (role, database) and cleaned with
+ * DISCARD ALL after every step so no session state crosses steps.
+ *
+ * Exactly-once: BEGIN; the step's statement; the checkpoint (df._commit, lease-fenced); COMMIT.
+ * Statements that cannot run in a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, a CALL
+ * that commits) fall back to autocommit and are at-least-once; the node's status_details say so.
+ */
+import pg from 'pg';
+import { DfError } from '../core/errors';
+import { Aborted } from './clock';
+import type { WorkerConfig } from './config';
+import { stepConnection } from './config';
+import type { Logger } from './log';
+import { AcquireTimeout, Semaphore } from './semaphore';
+import type { Store } from './store';
+import { isTransient, withRetry } from './transient';
+import { resultJson } from './typemap';
+
+export type StepOutcome =
+  | { kind: 'ok'; json: string; checkpointed: boolean; note?: string }
+  | { kind: 'fail'; error: string };
+
+export class LeaseLost extends Error {}
+
+/** Every value as the text PostgreSQL sent: typemap.ts owns the conversion to JSON. */
+const RAW_TEXT = { getTypeParser: () => (value: string) => value };
+/** active_sql_transaction (VACUUM, CONCURRENTLY, ...) and invalid_transaction_termination (CALL that commits). */
+const NEEDS_AUTOCOMMIT = new Set(['25001', '2D000']);
+/** Connection failures that patience will not fix: bad role/login, missing database. */
+const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
+
+export interface StepRequest {
+  role: string;
+  database: string;
+  sql: string;
+  signal: AbortSignal;
+  /** Writes the success checkpoint on the step's own connection, inside its transaction. */
+  checkpoint(client: pg.ClientBase, json: string): Promise<void>;
+}
+
+export class StepRunner {
+  private readonly pools = new Map<string, pg.Pool>();
+  private readonly slots: Semaphore;
+  private typeNames: Map<number, string> | null = null;
+
+  constructor(
+    private readonly config: WorkerConfig,
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {
+    this.slots = new Semaphore(config.maxStepConnections);
+  }
+
+  private pool(role: string, database: string): pg.Pool {
+    const key = `${role}\u0000${database}`;
+    let pool = this.pools.get(key);
+    if (!pool) {
+      pool = new pg.Pool({
+        ...stepConnection(this.config, role, database),
+        max: this.config.maxStepConnections,
+        idleTimeoutMillis: 30_000,
+        connectionTimeoutMillis: 30_000,
+        application_name: 'pg_durable:worker:workflow-sql',
+      });
+      pool.on('error', () => undefined); // idle client lost (server restart): dropped, not fatal
+      this.pools.set(key, pool);
+    }
+    return pool;
+  }
+
+  async run(req: StepRequest): Promise<StepOutcome> {
+    let release: () => void;
+    try {
+      release = await this.slots.acquire(this.config.acquireTimeoutSeconds * 1000, req.signal);
+    } catch (err) {
+      if (err instanceof AcquireTimeout) {
+        return {
+          kind: 'fail',
+          error: `pg_durable: connection limit reached (max_user_connections=${this.config.maxStepConnections}). Timed out after ${this.config.acquireTimeoutSeconds}s waiting for an available execution slot.`,
+        };
+      }
+      throw new Aborted();
+    }
+    try {
+      return await withRetry(() => this.attempt(req), {
+        stop: () => req.signal.aborted,
+        onRetry: (err, n) => this.log.warn({ err: (err as Error).message, attempt: n + 1 }, 'transient failure in SQL step, retrying'),
+      });
+    } finally {
+      release();
+    }
+  }
+
+  private async attempt(req: StepRequest): Promise<StepOutcome> {
+    if (req.signal.aborted) throw new Aborted();
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool(req.role, req.database).connect();
+    } catch (err) {
+      const e = err as { code?: string; message: string };
+      if (isTransient(err) && !PERMANENT_CONNECT.has(e.code ?? '')) throw err;
+      return { kind: 'fail', error: `Failed to connect to database '${req.database}' as '${req.role}'. Error: ${e.message}` };
+    }
+    let broken = false;
+    const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await client.query("BEGIN; SET LOCAL df.in_workflow = 'true'");
+      let result: pg.QueryResult<unknown[]>;
+      try {
+        result = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => { broken = true; });
+        if (req.signal.aborted) throw new Aborted();
+        const e = err as { code?: string; message: string };
+        if (e.code && NEEDS_AUTOCOMMIT.has(e.code)) return await this.autocommit(client, req);
+        if (isTransient(err)) {
+          broken = true;
+          throw err;
+        }
+        return { kind: 'fail', error: `SQL execution failed: ${e.message}` };
+      }
+      let json: string;
+      try {
+        json = resultJson(result.fields, result.rows as (string | null)[][], (oid) => this.typeName(oid));
+      } catch (err) {
+        // Unlike the original, the statement has not committed yet: roll it back with the failure.
+        await client.query('ROLLBACK');
+        if (err instanceof DfError) return { kind: 'fail', error: err.message };
+        throw err;
+      }
+      try {
+        await req.checkpoint(client, json);
+        await client.query('COMMIT');
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => { broken = true; });
+        if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+        if (req.signal.aborted) throw new Aborted();
+        if (isTransient(err)) broken = true;
+        throw err;
+      }
+      return { kind: 'ok', json, checkpointed: true };
+    } catch (err) {
+      if (isTransient(err)) broken = true;
+      throw err;
+    } finally {
+      req.signal.removeEventListener('abort', onAbort);
+      await this.recycle(client, broken);
+    }
+  }
+
+  /** At-least-once path for statements PostgreSQL refuses inside a transaction block. */
+  private async autocommit(client: pg.PoolClient, req: StepRequest): Promise<StepOutcome> {
+    await client.query("SET df.in_workflow = 'true'");
+    try {
+      const r = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
+      const json = resultJson(r.fields, r.rows as (string | null)[][], (oid) => this.typeName(oid));
+      return { kind: 'ok', json, checkpointed: false, note: 'ran in autocommit (cannot run inside a transaction block): at-least-once' };
+    } catch (err) {
+      if (req.signal.aborted) throw new Aborted();
+      if (isTransient(err)) throw err;
+      const e = err as { message: string };
+      return { kind: 'fail', error: err instanceof DfError ? e.message : `SQL execution failed: ${e.message}` };
+    }
+  }
+
+  private async recycle(client: pg.PoolClient, broken: boolean): Promise<void> {
+    if (!broken) {
+      try {
+        await client.query('DISCARD ALL');
+      } catch {
+        broken = true;
+      }
+    }
+    client.release(broken ? true : undefined);
+  }
+
+  private typeName(oid: number): string {
+    return this.typeNames?.get(oid) ?? `OID ${oid}`;
+  }
+
+  /** Type names for "Unsupported column type" messages, loaded once. */
+  async loadTypeNames(): Promise<void> {
+    const r = await this.store.pool.query<{ oid: number; typname: string }>('SELECT oid::int AS oid, typname::text FROM pg_catalog.pg_type');
+    this.typeNames = new Map(r.rows.map((t) => [t.oid, t.typname]));
+  }
+
+  get busy(): number {
+    return this.slots.inUse;
+  }
+
+  async end(): Promise<void> {
+    await Promise.all([...this.pools.values()].map((p) => p.end().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Everything the worker reads and writes on its own (superuser) connections. Writes that change an
+ * instance go through df._commit, fenced by the lease token; reads bypass RLS.
+ */
+import pg from 'pg';
+import type { NodeRow } from '../core/flatten';
+import { withRetry } from './transient';
+
+export interface Claim {
+  instanceId: string;
+  token: string;
+  executionId: number;
+  vars: Record<string, string>;
+}
+
+export interface InstanceRow {
+  id: string;
+  label: string | null;
+  rootNode: string;
+  status: string;
+  database: string | null;
+  role: string | null;
+  roleOid: string;
+  canLogin: boolean;
+  superuser: boolean;
+}
+
+export interface RunRecord {
+  stamp: string;
+  nodeId: string;
+  status: 'running' | 'completed' | 'failed';
+  result: string | null;
+  detail: Record<string, unknown> | null;
+}
+
+/** One node transition for df._commit (the worker coalesces to one per stamp and node). */
+export interface NodeEvent {
+  node: string;
+  stamp: string;
+  status: 'running' | 'completed' | 'failed';
+  result?: string | null;
+  json?: boolean;
+  detail?: Record<string, unknown> | null;
+}
+
+export type InstanceTransition = 'running' | 'completed' | 'failed' | 'continue';
+
+export const COMMIT_SQL = 'SELECT df._commit($1::text, $2::uuid, $3::jsonb, $4::text, $5::text) AS execution_id';
+
+export class Store {
+  readonly pool: pg.Pool;
+
+  constructor(url: string, max: number, private readonly stopping: () => boolean) {
+    this.pool = new pg.Pool({ connectionString: url, max, application_name: 'pg_durable:worker:management' });
+    // An idle client dying (server restart) must not crash the process; the next query reconnects.
+    this.pool.on('error', () => undefined);
+  }
+
+  private q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {
+    return withRetry(() => this.pool.query<T>(sql, params), { stop: this.stopping });
+  }
+
+  async registerEpoch(epoch: string): Promise<void> {
+    await this.q('INSERT INTO df._worker_epoch (epoch_id) VALUES ($1::uuid) ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now()', [epoch]);
+  }
+
+  /** Heartbeat and lease renewal in one round trip; re-registers if the row vanished (extension re-created). */
+  async heartbeat(epoch: string, leaseSeconds: number): Promise<number> {
+    const r = await this.q<{ renewed: number }>(
+      `WITH hb AS (
+         INSERT INTO df._worker_epoch (epoch_id) VALUES ($1::uuid)
+         ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now() RETURNING 1)
+       , renew AS (
+         UPDATE df._work SET lease_until = clock_timestamp() + make_interval(secs => $2::int)
+          WHERE lease_owner = $1::uuid RETURNING 1)
+       SELECT (SELECT count(*) FROM renew)::int AS renewed, (SELECT count(*) FROM hb)::int AS beat`,
+      [epoch, leaseSeconds],
+    );
+    return r.rows[0].renewed;
+  }
+
+  async claim(epoch: string, limit: number, leaseSeconds: number): Promise<Claim[]> {
+    const r = await this.q<{ instance_id: string; lease_token: string; execution_id: number; vars: Record<string, string> }>(
+      `UPDATE df._work w
+          SET lease_owner = $1::uuid, lease_token = gen_random_uuid(),
+              lease_until = clock_timestamp() + make_interval(secs => $2::int)
+        WHERE w.instance_id IN (
+              SELECT instance_id FROM df._work
+               WHERE due_at <= clock_timestamp() AND (lease_until IS NULL OR lease_until < clock_timestamp())
+               ORDER BY due_at LIMIT $3::int FOR UPDATE SKIP LOCKED)
+        RETURNING w.instance_id, w.lease_token::text, w.execution_id, w.vars`,
+      [epoch, leaseSeconds, limit],
+    );
+    return r.rows.map((row) => ({ instanceId: row.instance_id, token: row.lease_token, executionId: row.execution_id, vars: row.vars ?? {} }));
+  }
+
+  /** Hands leases back (graceful shutdown) so another worker can continue at once. */
+  async release(epoch: string, instanceIds?: string[]): Promise<void> {
+    await this.q(
+      `UPDATE df._work SET lease_owner = NULL, lease_token = NULL, lease_until = NULL
+        WHERE lease_owner = $1::uuid AND ($2::text[] IS NULL OR instance_id = ANY($2::text[]))`,
+      [epoch, instanceIds ?? null],
+    );
+  }
+
+  async dropEpoch(epoch: string): Promise<void> {
+    await this.pool.query('DELETE FROM df._worker_epoch WHERE epoch_id = $1::uuid', [epoch]).catch(() => undefined);
+  }
+
+  async loadInstance(id: string, executionId: number): Promise<{ instance: InstanceRow | null; nodes: NodeRow[]; history: RunRecord[] }> {
+    const inst = await this.q<{ id: string; label: string | null; root_node: string; status: string; database: string | null; rolname: string | null; role_oid: string; rolcanlogin: boolean | null; rolsuper: boolean | null }>(
+      `SELECT i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper
+         FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+        WHERE i.id = $1::text`,
+      [id],
+    );
+    if (inst.rowCount === 0) return { instance: null, nodes: [], history: [] };
+    const row = inst.rows[0];
+    const nodes = await this.q<NodeRow>(
+      'SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1::text',
+      [id],
+    );
+    const history = await this.q<{ stamp: string; node_id: string; status: RunRecord['status']; result: string | null; detail: Record<string, unknown> | null }>(
+      'SELECT stamp, node_id, status, result, detail FROM df._node_runs WHERE instance_id = $1::text AND execution_id = $2::int',
+      [id, executionId],
+    );
+    return {
+      instance: {
+        id: row.id, label: row.label, rootNode: row.root_node, status: row.status, database: row.database,
+        role: row.rolname, roleOid: row.role_oid, canLogin: row.rolcanlogin === true, superuser: row.rolsuper === true,
+      },
+      nodes: nodes.rows,
+      history: history.rows.map((h) => ({ stamp: h.stamp, nodeId: h.node_id, status: h.status, result: h.result, detail: h.detail })),
+    };
+  }
+
+  async commit(instanceId: string, token: string, events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<number> {
+    const r = await this.q<{ execution_id: number }>(COMMIT_SQL, [instanceId, token, JSON.stringify(events), transition, output]);
+    return r.rows[0].execution_id;
+  }
+
+  /** Consumes a buffered signal and completes the SIGNAL node in one transaction; null if none waits. */
+  async takeSignal(instanceId: string, token: string, name: string, nodeId: string, stamp: string): Promise<string | null> {
+    const r = await this.q<{ payload: string | null }>('SELECT df._take_signal($1::text, $2::uuid, $3::text, $4::text, $5::text) AS payload', [
+      instanceId, token, name, nodeId, stamp,
+    ]);
+    return r.rows[0].payload;
+  }
+
+  async superuserInstancesEnabled(): Promise<boolean> {
+    const r = await this.q<{ v: string | null }>("SELECT current_setting('pg_durable.enable_superuser_instances', true) AS v");
+    return /^(on|true|yes|1)$/i.test((r.rows[0].v ?? '').trim());
+  }
+
+  async canExecute(roleOid: string, signature: string): Promise<boolean> {
+    const r = await this.q<{ ok: boolean }>("SELECT has_function_privilege($1::oid, $2::text, 'EXECUTE') AS ok", [roleOid, signature]);
+    return r.rows[0].ok === true;
+  }
+
+  async cancelBackend(pid: number): Promise<void> {
+    await this.pool.query('SELECT pg_cancel_backend($1::int)', [pid]).catch(() => undefined);
+  }
+
+  async end(): Promise<void> {
+    await this.pool.end().catch(() => undefined);
+  }
+}

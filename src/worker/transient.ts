@@ -1,0 +1,49 @@
+/**
+ * Transient faults (our deviation 6): connection loss, admin shutdown, too many connections,
+ * serialization failure and deadlock are retried with capped exponential backoff; anything else
+ * is a real error.
+ */
+const TRANSIENT_SQLSTATES = new Set([
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up / shutting down)
+  '53300', // too_many_connections
+  '08000', '08003', '08006', '08001', '08004', // connection exceptions
+]);
+
+const TRANSIENT_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOENT', 'ETIMEDOUT', 'EHOSTUNREACH']);
+
+export function isTransient(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { code?: string; message?: string };
+  if (e.code && (TRANSIENT_SQLSTATES.has(e.code) || TRANSIENT_ERRNOS.has(e.code))) return true;
+  const m = e.message ?? '';
+  return /Connection terminated|connection is closed|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down|in recovery)/i.test(m);
+}
+
+/** Backoff for attempt n (0-based): 100 ms doubling, capped at 5 s, with ±20% jitter. */
+export function backoffMs(attempt: number): number {
+  const base = Math.min(5000, 100 * 2 ** attempt);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Runs fn, retrying transient failures. `attempts` bounds the retries (about 2.5 minutes at the
+ * default, enough to ride out a PostgreSQL restart); `stop` ends retrying early (shutdown, cancel).
+ */
+export async function withRetry<T>(fn: () => Promise<T>, opts: { attempts?: number; stop?: () => boolean; onRetry?: (err: unknown, attempt: number) => void } = {}): Promise<T> {
+  const attempts = opts.attempts ?? 40;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || attempt + 1 >= attempts || opts.stop?.()) throw err;
+      opts.onRetry?.(err, attempt);
+      await sleep(backoffMs(attempt));
+    }
+  }
+}
