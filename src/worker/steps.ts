@@ -65,6 +65,8 @@ export class StepRunner {
         application_name: 'pg_durable:worker:workflow-sql',
       });
       pool.on('error', () => undefined); // idle client lost (server restart): dropped, not fatal
+      // A checked-out client whose server goes away emits 'error' too; the running query sees it.
+      pool.on('connect', (client) => client.on('error', () => undefined));
       this.pools.set(key, pool);
     }
     return pool;

@@ -54,6 +54,7 @@ export class Store {
     this.pool = new pg.Pool({ connectionString: url, max, application_name: 'pg_durable:worker:management' });
     // An idle client dying (server restart) must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
+    this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
   private q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {

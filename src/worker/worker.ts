@@ -133,7 +133,9 @@ export class Worker {
     let failures = 0;
     while (!this.stopping) {
       let claimed = 0;
-      const room = this.config.maxInstances - this.active.size;
+      // Claim no more than we can start executing now (free step slots), so several workers share
+      // a backlog instead of the first one hoarding it; waiting instances hold no slot.
+      const room = Math.min(this.config.maxInstances - this.active.size, Math.max(1, this.config.maxStepConnections - this.steps.busy));
       if (room > 0) {
         try {
           const claims = await this.store.claim(this.epoch, Math.min(CLAIM_BATCH, room), this.config.leaseSeconds);
@@ -194,8 +196,12 @@ export class Worker {
     this.log.info({ inFlight: inFlight.length, graceSeconds }, 'shutting down: waiting for in-flight steps');
     // Waits (timers, signals) stop at once; SQL steps in flight get the grace period, then are cancelled.
     this.drain.abort('shutdown');
-    const deadline = sleep(graceSeconds * 1000).then(() => 'timeout' as const);
+    let graceTimer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      graceTimer = setTimeout(() => resolve('timeout'), graceSeconds * 1000);
+    });
     const result = await Promise.race([Promise.all(inFlight).then(() => 'done' as const), deadline]);
+    clearTimeout(graceTimer);
     if (result === 'timeout') {
       for (const a of this.active.values()) a.controller.abort('shutdown');
       await Promise.all([...this.active.values()].map((a) => a.done));
