@@ -28,6 +28,11 @@ export interface FunctionSpec {
 
 const t = (name: string, def?: string): Arg => (def === undefined ? { name, type: 'text' } : { name, type: 'text', default: def });
 
+/** The six columns of the basic df.list_instances (API §10.1); the paginated overload adds three. */
+const LIST_COLUMNS: Arg[] = [
+  t('instance_id'), t('label'), t('function_name'), t('status'), { name: 'execution_count', type: 'bigint' }, t('output'),
+];
+
 export const FUNCTIONS: FunctionSpec[] = [
   // DSL builders (API §3): pure, return the node's JSON text.
   { sql: 'df.sql', entry: 'sql', args: [t('query')], returns: 'text', strict: true },
@@ -67,4 +72,48 @@ export const FUNCTIONS: FunctionSpec[] = [
   { sql: 'df.getvar', entry: 'getvar', args: [t('name')], returns: 'text', strict: true },
   { sql: 'df.unsetvar', entry: 'unsetvar', args: [t('name')], returns: 'text', strict: true },
   { sql: 'df.clearvars', entry: 'clearvars', args: [], returns: 'text', strict: true },
+
+  // Monitoring (API §10, deviations 3, 11, 12). All SECURITY INVOKER: RLS decides visibility.
+  // df.metrics and df.target_database are SQL functions (src/sql/60_monitoring.sql).
+  {
+    sql: 'df.list_instances', entry: 'list_instances', args: [t('status_filter', 'NULL'), { name: 'limit_count', type: 'integer', default: '100' }],
+    returns: { table: LIST_COLUMNS },
+  },
+  {
+    sql: 'df.list_instances', entry: 'list_instances_paged',
+    args: [t('status_filter'), { name: 'limit_count', type: 'integer' }, t('label_filter'), t('after_cursor', 'NULL')],
+    returns: { table: [...LIST_COLUMNS, { name: 'created_at', type: 'timestamptz' }, { name: 'completed_at', type: 'timestamptz' }, t('next_cursor')] },
+  },
+  {
+    sql: 'df.instance_info', entry: 'instance_info', args: [t('instance_id')], strict: true,
+    returns: { table: [t('instance_id'), t('label'), t('function_name'), t('function_version'), { name: 'current_execution_id', type: 'bigint' }, t('status'), t('output')] },
+  },
+  {
+    sql: 'df.instance_executions', entry: 'instance_executions', args: [t('instance_id'), { name: 'limit_count', type: 'integer', default: '5' }], strict: true,
+    returns: { table: [{ name: 'execution_id', type: 'bigint' }, t('status'), { name: 'event_count', type: 'bigint' }, { name: 'duration_ms', type: 'bigint' }, t('output')] },
+  },
+  {
+    sql: 'df.instance_nodes', entry: 'instance_nodes', args: [t('instance_id_param')], strict: true,
+    returns: {
+      table: [
+        t('node_id'), t('node_type'), t('query'), t('result_name'), t('left_node'), t('right_node'), t('status'), t('result'),
+        t('status_details'), t('inferred_status'), t('inferred_status_from_ancestor_id'), { name: 'updated_at', type: 'timestamptz' },
+      ],
+    },
+  },
+  {
+    sql: 'df.instance_nodes', entry: 'instance_nodes_history', args: [t('instance_id_param'), { name: '_last_n_executions', type: 'integer' }], strict: true,
+    returns: {
+      table: [
+        { name: 'execution_id', type: 'bigint' }, t('node_id'), t('node_type'), t('query'), t('result_name'), t('left_node'), t('right_node'),
+        t('status'), t('result'), { name: 'updated_at', type: 'timestamptz' },
+      ],
+    },
+  },
+  { sql: 'df.explain', entry: 'explain', args: [t('input')], returns: 'text', strict: true },
+  {
+    sql: 'df.prune_executions', entry: 'prune_executions', args: [t('instance_id'), { name: 'completed_before', type: 'timestamptz' }],
+    returns: { table: [{ name: 'instances_processed', type: 'bigint' }, { name: 'executions_deleted', type: 'bigint' }, { name: 'events_deleted', type: 'bigint' }] },
+  },
+  { sql: 'df.version', entry: 'version', args: [], returns: 'text', strict: true },
 ];

@@ -13,7 +13,14 @@
  * cron-parser's other extensions (`L`, `#`, `?`) are deterministic and are accepted.
  */
 import { CronExpressionParser } from 'cron-parser';
+import { Settings } from 'luxon';
 import { DfError } from './errors';
+
+// plv8 builds V8 without ICU unless USE_ICU=1, so `Intl` may not exist. luxon (cron-parser's date
+// library) touches Intl only to discover the system locale and zone; pinning both keeps every
+// cron computation Intl-free. The plv8 host removes Intl from its context to hold us to this.
+Settings.defaultLocale = 'en-US';
+Settings.defaultZone = 'utc';
 
 const FIELD_NAMES = 'minute hour day-of-month month day-of-week';
 

@@ -91,6 +91,20 @@ function serverHasPlv8(bindir: string): boolean {
   return existsSync(join(sharedir, 'extension', 'plv8.control')) && existsSync(bindir);
 }
 
+/** Copies the plv8-host variant, pointing its PL/Python bridge at this installation's files. */
+function installHostExtension(hostExt: string, extDir: string): void {
+  for (const name of readdirSync(hostExt)) {
+    let text = readFileSync(join(hostExt, name), 'utf8');
+    if (name.endsWith('.sql')) {
+      text = text
+        .split('@NODE@').join(process.execPath)
+        .split('@HOST_JS@').join(join(ROOT, 'dist/plv8-host.cjs'))
+        .split('@FUNCTIONS_JSON@').join(join(hostExt, 'functions.json'));
+    }
+    writeFileSync(join(extDir, name), text);
+  }
+}
+
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const bindir = process.env.PG_BINDIR ?? pgConfig('--bindir');
   const sharedir = pgConfig('--sharedir');
@@ -109,7 +123,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const extDir = join(destdir, sharedir, 'extension');
   mkdirSync(socketDir);
   mkdirSync(extDir, { recursive: true });
-  cpSync(flavor === 'plv8' ? join(ROOT, 'extension') : hostExt, extDir, { recursive: true });
+  if (flavor === 'plv8') cpSync(join(ROOT, 'extension'), extDir, { recursive: true });
+  else installHostExtension(hostExt, extDir);
   if (asRoot) {
     const { uid, gid } = ownerIds();
     chownTree(dir, uid, gid);

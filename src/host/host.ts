@@ -17,7 +17,8 @@ import { readFileSync, readSync, writeSync } from 'node:fs';
 import vm from 'node:vm';
 
 interface Arg { name: string; type: string }
-interface FnSpec { sql: string; args: Arg[]; returns: string | { table: Arg[] }; body: string }
+/** `key` = `<name>(<arg types>)`, what the shims call: overloaded functions share `sql`. */
+interface FnSpec { sql: string; key?: string; args: Arg[]; returns: string | { table: Arg[] }; body: string }
 interface Spec { hash: string; loader: string; functions: FnSpec[] }
 type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -63,6 +64,8 @@ function send(msg: Msg): void {
 
 // ---- the plv8 context -----------------------------------------------------------------------
 const context = vm.createContext({});
+// plv8's default build has no ICU, hence no Intl: the bundle must not depend on it.
+vm.runInContext('delete globalThis.Intl;', context);
 const inCtx = <T>(code: string): T => vm.runInContext(code, context) as T;
 const ctxParse = inCtx<(s: string) => unknown>('JSON.parse');
 const ctxDate = inCtx<(s: string) => Date>('(s) => new Date(s)');
@@ -201,11 +204,12 @@ const functions = new Map<string, { spec: FnSpec | null; fn: (...args: unknown[]
 functions.set('df._pgd_load', { spec: null, fn: new vm.Script(`(function () {\n${spec.loader}\n})`, { filename: 'df._pgd_load' }).runInContext(context) });
 for (const f of spec.functions) {
   const src = `(function (${f.args.map((a) => a.name).join(', ')}) {\n${f.body}\n})`;
-  functions.set(f.sql, { spec: f, fn: new vm.Script(src, { filename: f.sql }).runInContext(context) });
+  functions.set(f.key ?? f.sql, { spec: f, fn: new vm.Script(src, { filename: f.sql }).runInContext(context) });
 }
 
 function findFunction(name: string): (...args: unknown[]) => unknown {
-  const entry = functions.get(String(name));
+  let entry = functions.get(String(name));
+  if (!entry) for (const e of functions.values()) if (e.spec?.sql === String(name)) { entry = e; break; }
   if (!entry) throw ctxError(`javascript function is not found for "${name}"`);
   return entry.fn;
 }
