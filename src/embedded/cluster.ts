@@ -99,7 +99,7 @@ function installHostExtension(hostExt: string, extDir: string): void {
       text = text
         .split('@NODE@').join(process.execPath)
         .split('@HOST_JS@').join(join(ROOT, 'dist/plv8-host.cjs'))
-        .split('@FUNCTIONS_JSON@').join(join(hostExt, 'functions.json'));
+        .split('@HOST_EXT@').join(hostExt);
     }
     writeFileSync(join(extDir, name), text);
   }

@@ -28,6 +28,16 @@ export class LeaseLost extends Error {}
 const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 /** active_sql_transaction (VACUUM, CONCURRENTLY, ...) and invalid_transaction_termination (CALL that commits). */
 const NEEDS_AUTOCOMMIT = new Set(['25001', '2D000']);
+/**
+ * typemap.ts reads PostgreSQL's text output, which depends on DateStyle and extra_float_digits: a
+ * role default such as `DateStyle = 'SQL, DMY'` or `extra_float_digits = 0` would fail every
+ * date/time column or round floats (the original reads binary values and is immune). So steps run
+ * with ISO output (keeping the session's DMY/MDY order for ambiguous input) and shortest-precise
+ * floats. `is_local` is `true` inside the step's transaction, `false` on the autocommit path.
+ */
+const outputSettings = (local: boolean) =>
+  `SELECT pg_catalog.set_config('DateStyle', 'ISO, ' || pg_catalog.split_part(pg_catalog.current_setting('DateStyle'), ', ', 2), ${local}), ` +
+  `pg_catalog.set_config('extra_float_digits', '3', ${local})`;
 /** Connection failures that patience will not fix: bad role/login, missing database. */
 const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
 
@@ -109,7 +119,7 @@ export class StepRunner {
     const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
     req.signal.addEventListener('abort', onAbort, { once: true });
     try {
-      await client.query("BEGIN; SET LOCAL df.in_workflow = 'true'");
+      await client.query(`BEGIN; SET LOCAL df.in_workflow = 'true'; ${outputSettings(true)}`);
       let result: pg.QueryResult<unknown[]>;
       try {
         result = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
@@ -155,7 +165,7 @@ export class StepRunner {
 
   /** At-least-once path for statements PostgreSQL refuses inside a transaction block. */
   private async autocommit(client: pg.PoolClient, req: StepRequest): Promise<StepOutcome> {
-    await client.query("SET df.in_workflow = 'true'");
+    await client.query(`SET df.in_workflow = 'true'; ${outputSettings(false)}`);
     try {
       const r = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
       const json = resultJson(r.fields, r.rows as (string | null)[][], (oid) => this.typeName(oid));
