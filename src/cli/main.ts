@@ -6,6 +6,7 @@ type Command = { summary: string; load: () => Promise<{ run: (args: string[]) =>
 
 const COMMANDS: Record<string, Command> = {
   worker: { summary: 'run the durable worker against a database', load: () => import('./worker') },
+  install: { summary: "copy the extension files into a local PostgreSQL (pg_config --sharedir)", load: () => import('./install') },
   demo: { summary: 'start a throwaway PostgreSQL and a worker, and run the walkthrough', load: () => import('./demo') },
   status: { summary: "show an instance's status, execution and output", load: () => import('./status') },
   list: { summary: 'list your instances, newest first', load: () => import('./list') },
