@@ -6,7 +6,15 @@ EXTENSION = pg_durable
 SHAREDIR := $(shell $(PG_CONFIG) --sharedir)
 DATA = extension/$(EXTENSION).control $(wildcard extension/$(EXTENSION)--*.sql)
 
-.PHONY: all build install uninstall test check
+.PHONY: all build install uninstall test check installcheck
+
+# installcheck: pg_regress (from PGXS, package postgresql-server-dev-<major>) runs test/regress
+# against an existing database that has plv8 available and a running worker:
+#   pg-durable worker --database-url postgresql://postgres@/contrib_regression?host=/var/run/postgresql &
+#   make installcheck PGDATABASE=contrib_regression
+REGRESS = $(basename $(notdir $(wildcard test/regress/sql/*.sql)))
+PGDATABASE ?= contrib_regression
+PG_REGRESS := $(dir $(shell $(PG_CONFIG) --pgxs))../../src/test/regress/pg_regress
 
 all: build
 
@@ -25,3 +33,8 @@ uninstall:
 
 test:
 	npm test
+
+installcheck:
+	@test -x '$(PG_REGRESS)' || { echo "pg_regress not found at $(PG_REGRESS): install postgresql-server-dev-<major>"; exit 1; }
+	mkdir -p test/regress/results
+	'$(PG_REGRESS)' --inputdir=test/regress --outputdir=test/regress/results --use-existing --dbname='$(PGDATABASE)' $(REGRESS)

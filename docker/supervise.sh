@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# PID 1 of the image (under tini): PostgreSQL through the official entrypoint, and the pg_durable
+# worker next to it. The worker runs in the same container on purpose: steps authenticate as the
+# submitting roles over the local Unix socket (trust), which never leaves the container; a second
+# container would need a shared socket volume or passwords for every tenant role.
+set -euo pipefail
+
+socket=/var/run/postgresql
+db="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
+
+if [ "${1:-}" = healthcheck ]; then
+  # Healthy = the database answers and a worker heartbeat is fresh (API: within 15 seconds).
+  n=$(psql -h "$socket" -U pg_durable_worker -d "$db" -Atc \
+      "SELECT count(*) FROM df._worker_epoch WHERE last_seen_at > now() - interval '15 seconds'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -gt 0 ]
+  exit
+fi
+
+docker-entrypoint.sh "$@" &
+pg_pid=$!
+worker_pid=
+stop() {
+  [ -n "$worker_pid" ] && kill -TERM "$worker_pid" 2>/dev/null && wait "$worker_pid" || true
+  kill -TERM "$pg_pid" 2>/dev/null || true
+  wait "$pg_pid"
+}
+trap stop TERM INT
+
+(
+  # Wait for the final server (not the temporary one the entrypoint runs init scripts on): the init
+  # script leaves a marker once pg_durable is installed.
+  until [ -f "$PGDATA/pg_durable.initialized" ] && pg_isready -h "$socket" -q; do sleep 0.5; done
+  while kill -0 "$pg_pid" 2>/dev/null; do
+    gosu postgres node /opt/pg_durable/dist/cli.js worker \
+      --database-url "postgresql://pg_durable_worker@/${db}?host=${socket}" || true
+    sleep 1
+  done
+) &
+worker_pid=$!
+wait "$pg_pid"
