@@ -6,8 +6,9 @@ import { DfError } from '../core/errors';
 import { ensureStrict } from '../core/ensure';
 import { validateGraph } from '../core/validate';
 import { flattenGraph, newNodeId } from '../core/flatten';
+import { MAX_DEFINITION_BYTES, MAX_LABEL_BYTES, MAX_NAME_BYTES, MAX_VALUE_BYTES, tooLarge } from '../core/limits';
 import { exec, one, query, warning } from './db';
-import { forbidInWorkflow, markNonFutureHelper, requireNonNull, settingIsOn } from './session';
+import { forbidInWorkflow, markNonFutureHelper, nonFutureHelperFor, requireNonNull, settingIsOn } from './session';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
 /** Rows per INSERT of df.nodes (the original's batch size; a 10 000-node graph is 10 statements). */
@@ -27,7 +28,11 @@ export function start(fut: string | null, label: string | null, database: string
   if (mode.toLowerCase() !== 'caller') {
     throw new DfError(`invalid transaction_mode "${mode}" for df.start(): expected 'caller' or 'new'`, '22023');
   }
-  const root = ensureStrict(fut as string);
+  checkDefinition(fut as string, label);
+  // Strict ensure keeps rule 1 of the composer ensure (API §5.3): df.start(df.setvar(...)) is an error.
+  const helper = nonFutureHelperFor([fut]);
+  if (helper !== null) throw new DfError(`${helper} cannot be used as a workflow step. Call ${helper} before df.start().`);
+  const root = notTooDeep(() => ensureStrict(fut as string));
   if (database !== null && !one('SELECT 1 AS x FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::text', [database])) {
     throw new DfError(`database "${database}" does not exist`, '3D000');
   }
@@ -47,8 +52,11 @@ export function start(fut: string | null, label: string | null, database: string
       '42501',
     );
   }
-  validateGraph(root);
-  const { rootId, rows } = flattenGraph(root, newNodeId);
+  notTooDeep(() => validateGraph(root));
+  const { rootId, rows } = notTooDeep(() => flattenGraph(root, newNodeId));
+  if (rows.some((r) => r.node_type === 'SQL' && (r.query ?? '').trim() === '')) {
+    throw new DfError('Invalid durable function graph: a SQL step cannot be empty', '22023');
+  }
   const id = reserveInstance(label, rootId, database);
   for (let i = 0; i < rows.length; i += NODE_BATCH) {
     const batch = rows.slice(i, i + NODE_BATCH);
@@ -66,6 +74,30 @@ export function start(fut: string | null, label: string | null, database: string
     }
   }
   return id;
+}
+
+/** Size and emptiness checks of df.start's text arguments (docs/SECURITY.md). */
+function checkDefinition(fut: string, label: string | null): void {
+  if (fut.trim() === '') throw new DfError('df.start: fut cannot be empty', '22023');
+  const big = tooLarge('Invalid durable function: the workflow definition', fut, MAX_DEFINITION_BYTES);
+  if (big) throw new DfError(big, '54000');
+  const longLabel = label === null ? null : tooLarge('df.start: label', label, MAX_LABEL_BYTES);
+  if (longLabel) throw new DfError(longLabel, '54000');
+}
+
+/**
+ * JSON nested deeper than the JS stack allows (e.g. 100 000 nested arrays inside a node's query)
+ * surfaces as a RangeError from JSON handling: report it as what it is.
+ */
+function notTooDeep<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new DfError(`Invalid durable function: the workflow is nested too deeply to process (${err.message})`, '54001');
+    }
+    throw err;
+  }
 }
 
 function reserveInstance(label: string | null, rootId: string, database: string | null): string {
@@ -114,7 +146,10 @@ export function cancel(id: string, reason: string): string {
   return `Instance ${id} cancelled: ${reason}`;
 }
 
-/** A signal payload is stored as compact JSON: JSON text re-serialised, anything else as a JSON string. */
+/**
+ * A signal payload is stored as compact JSON: JSON text re-serialised, anything else (including
+ * JSON nested too deeply to re-serialise) as a JSON string.
+ */
 export function normalizeSignalPayload(data: string): string {
   try {
     return JSON.stringify(JSON.parse(data));
@@ -126,12 +161,15 @@ export function normalizeSignalPayload(data: string): string {
 export function signal(id: string, name: string, data: string): string {
   if (id === '') throw new DfError('Instance ID cannot be empty', '22023');
   if (name === '') throw new DfError('Signal name cannot be empty', '22023');
+  const longName = tooLarge('Failed to send signal: signal_name', name, MAX_NAME_BYTES);
+  if (longName) throw new DfError(longName, '54000');
+  const payload = normalizeSignalPayload(data);
+  const big = tooLarge('Failed to send signal: signal_data', payload, MAX_VALUE_BYTES);
+  if (big) throw new DfError(big, '54000');
   const st = visibleStatus(id);
   if (st === null) throw new DfError(`Instance not found or access denied: ${id}`, '42704');
   if (TERMINAL.indexOf(st) >= 0) throw new DfError(`Instance ${id} is already ${st}`, '55000');
-  exec('INSERT INTO df._signals (instance_id, signal_name, payload) VALUES ($1::text, $2::text, $3::text)', [
-    id, name, normalizeSignalPayload(data),
-  ]);
+  exec('INSERT INTO df._signals (instance_id, signal_name, payload) VALUES ($1::text, $2::text, $3::text)', [id, name, payload]);
   return 'OK';
 }
 

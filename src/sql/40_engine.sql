@@ -4,15 +4,23 @@
 -- never runs).
 
 -- A new instance: snapshot the submitter's variables (uncommitted setvar calls of the same
--- transaction included), enqueue it, open execution 1, wake a worker.
+-- transaction included), enqueue it, open execution 1, wake a worker. The snapshot is capped at
+-- 4 MiB: the worker holds it in memory for every claimed instance.
 CREATE FUNCTION df._on_instance_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
+DECLARE
+    v_vars pg_catalog.jsonb;
 BEGIN
-    INSERT INTO df._work (instance_id, vars)
-    SELECT NEW.id, COALESCE(pg_catalog.jsonb_object_agg(v.name, v.value), '{}'::pg_catalog.jsonb)
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(v.name, v.value), '{}'::pg_catalog.jsonb) INTO v_vars
       FROM df.vars v
      WHERE v.owner OPERATOR(pg_catalog.=) NEW.submitted_by AND v.value IS NOT NULL;
+    IF pg_catalog.octet_length(v_vars::pg_catalog.text) OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION 'pg_durable: the variables of role % total % bytes; df.start captures at most 4194304 bytes of variables (remove some with df.unsetvar or df.clearvars)',
+            NEW.submitted_by, pg_catalog.octet_length(v_vars::pg_catalog.text)
+            USING ERRCODE = '54000';
+    END IF;
+    INSERT INTO df._work (instance_id, vars) VALUES (NEW.id, v_vars);
     INSERT INTO df._executions (instance_id, execution_id, submitted_by)
     VALUES (NEW.id, 1, NEW.submitted_by);
     PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);

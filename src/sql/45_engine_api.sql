@@ -99,6 +99,12 @@ BEGIN
         RETURN NULL;
     END IF;
     UPDATE df._signals SET consumed_by = p_stamp || '/' || p_node WHERE id = v_id;
+    -- df.signal stores JSON, but a row inserted directly may not be: deliver that as a JSON string.
+    BEGIN
+        PERFORM v_payload::jsonb;
+    EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+        v_payload := to_jsonb(v_payload)::text;
+    END;
     v_result := '{"signal_name":' || to_json(p_name)::text || ',"timed_out":false,"data":' || v_payload || '}';
     PERFORM df._commit(p_instance, p_token,
         jsonb_build_array(jsonb_build_object('node', p_node, 'stamp', p_stamp, 'status', 'completed', 'result', v_result, 'json', true)));

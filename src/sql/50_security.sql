@@ -11,6 +11,7 @@ ALTER TABLE df._executions ENABLE ROW LEVEL SECURITY;
 ALTER TABLE df._node_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE df._signals ENABLE ROW LEVEL SECURITY;
 ALTER TABLE df._work ENABLE ROW LEVEL SECURITY;
+ALTER TABLE df._worker_epoch ENABLE ROW LEVEL SECURITY;
 
 -- quote_ident() makes role names with capitals, spaces or quotes resolve to the right role.
 CREATE POLICY instances_user_isolation ON df.instances FOR ALL
@@ -56,8 +57,9 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT ON df._executions, df._node_runs TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload) ON df._signals TO %I%s', p_role, opt);
-    -- Step connections run as the role and checkpoint through the lease-fenced df._commit.
-    EXECUTE format('GRANT EXECUTE ON FUNCTION df._commit(text, uuid, jsonb, text, text) TO %I', p_role);
+    -- Step connections run as the role and checkpoint through the lease-fenced df._commit (with
+    -- the grant option when delegating, so a delegated admin's grants work too).
+    EXECUTE format('GRANT EXECUTE ON FUNCTION df._commit(text, uuid, jsonb, text, text) TO %I%s', p_role, opt);
     RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
 END
 $$;
@@ -70,19 +72,21 @@ DECLARE
 BEGIN
     FOREACH fn IN ARRAY ARRAY['df.http(text, text, text, jsonb, integer)', 'df.metrics()',
                               'df.http_multipart(text, text, jsonb, jsonb, integer)',
-                              'df.grant_usage(text, boolean, boolean)', 'df.revoke_usage(text)'] LOOP
+                              'df.grant_usage(text, boolean, boolean)', 'df.revoke_usage(text)',
+                              'df._commit(text, uuid, jsonb, text, text)'] LOOP
         BEGIN
             EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', fn, p_role);
         EXCEPTION WHEN insufficient_privilege THEN NULL;
         END;
     END LOOP;
-    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._executions FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE ALL ON df.vars FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database) ON df.nodes FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE SELECT ON df.nodes FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE INSERT (id, label, root_node, submitted_by, database) ON df.instances FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE UPDATE (status, updated_at) ON df.instances FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE SELECT ON df.instances FROM %I CASCADE', p_role);
+    -- Beyond the original's set: what our grant_usage adds for monitoring and signals.
+    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._executions FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
 END
@@ -92,3 +96,72 @@ REVOKE EXECUTE ON FUNCTION df.grant_usage(pg_catalog.text, pg_catalog.bool, pg_c
 REVOKE EXECUTE ON FUNCTION df.revoke_usage(pg_catalog.text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION df.http(pg_catalog.text, pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.int4) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION df.http_multipart(pg_catalog.text, pg_catalog.text, pg_catalog.jsonb, pg_catalog.jsonb, pg_catalog.int4) FROM PUBLIC;
+
+-- Guards against hand-written rows (docs/SECURITY.md). RLS and the column grants already confine a
+-- tenant to its own rows; these close what they leave open.
+--
+-- 1. A tenant may UPDATE df.instances.status of its own rows (column grant, API §11.4), but the only
+--    change it may make is pending/running -> cancelled, which the AFTER trigger instances_cancel
+--    turns into a real cancel exactly as df.cancel does. Hand-setting completed/failed/running/
+--    pending would only mislead monitoring and df.metrics, so it is refused. The engine (its
+--    SECURITY DEFINER functions run as the table owner), the table owner and superusers are exempt.
+CREATE FUNCTION df._guard_instance_status() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NEW.status = 'cancelled' AND OLD.status IN ('pending', 'running') THEN
+        RETURN NEW;
+    END IF;
+    IF pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'pg_durable: the status of instance % cannot be changed from % to % by hand; the only change allowed is cancelling an instance that has not ended (use df.cancel)',
+        OLD.id, OLD.status, NEW.status
+        USING ERRCODE = '42501';
+END
+$$;
+CREATE TRIGGER instances_status_guard BEFORE UPDATE OF status ON df.instances
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION df._guard_instance_status();
+
+-- 2. The identity a row carries must be the writer's own: RLS WITH CHECK says so already, but a
+--    BYPASSRLS role skips RLS and could otherwise start work (df.instances.submitted_by) or plant
+--    variables (df.vars.owner, captured into another role's instances) in another role's name.
+--    df.nodes needs no guard: its (instance_id, submitted_by) foreign key ties it to the instance.
+CREATE FUNCTION df._guard_identity() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_who regrole;
+BEGIN
+    IF TG_TABLE_NAME = 'vars' THEN
+        v_who := NEW.owner;
+    ELSE
+        v_who := NEW.submitted_by;
+    END IF;
+    IF v_who IS DISTINCT FROM quote_ident(current_user::text)::regrole
+       AND NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        RAISE EXCEPTION 'pg_durable: a row of df.% must belong to the current user %, not to %', TG_TABLE_NAME, quote_ident(current_user::text), v_who
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER instances_identity_guard BEFORE INSERT ON df.instances
+    FOR EACH ROW EXECUTE FUNCTION df._guard_identity();
+CREATE TRIGGER vars_identity_guard BEFORE INSERT OR UPDATE ON df.vars
+    FOR EACH ROW EXECUTE FUNCTION df._guard_identity();
+
+-- 3. Size limits on what tenants write directly (the df.* functions check them first with friendlier
+--    messages). Labels, variable names and signal names are also btree keys, which cannot exceed
+--    about 2.7 kB anyway. NOT VALID: enforced for new rows, as the original's CHECKs are.
+ALTER TABLE df.instances ADD CONSTRAINT instances_label_size_chk
+    CHECK (pg_catalog.octet_length(label) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+ALTER TABLE df.vars ADD CONSTRAINT vars_name_size_chk
+    CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+ALTER TABLE df.vars ADD CONSTRAINT vars_value_size_chk
+    CHECK (pg_catalog.octet_length(value) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;
+ALTER TABLE df._signals ADD CONSTRAINT signals_name_size_chk
+    CHECK (pg_catalog.octet_length(signal_name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+ALTER TABLE df._signals ADD CONSTRAINT signals_payload_size_chk
+    CHECK (pg_catalog.octet_length(payload) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
+import { DEFAULT_MAX_RESULT_BYTES } from '../core/limits';
 
 export interface WorkerConfig {
   /** The worker's own connection (a superuser: it reads every tenant's queue rows). */
@@ -28,6 +29,8 @@ export interface WorkerConfig {
   httpAllowPrivate: boolean;
   httpAllowedHosts: string[] | null;
   httpMaxRetries: number;
+  /** Largest step result (SQL rows as JSON, HTTP response body) in bytes; a bigger one fails its node. */
+  maxResultBytes: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Test hook: timers run this many times faster (1 = real time). Environment only. */
   clockSpeed: number;
@@ -54,6 +57,7 @@ options (environment variable in brackets):
   --http-allow-private      let df.http reach private ranges              [PG_DURABLE_HTTP_ALLOW_PRIVATE=1]
   --http-allowed-hosts LIST comma-separated host suffixes df.http may reach [PG_DURABLE_HTTP_ALLOWED_HOSTS]
   --http-max-retries N      retries of 5xx / transport errors (2)          [PG_DURABLE_HTTP_MAX_RETRIES]
+  --max-result-bytes N      largest step result, SQL or HTTP (16777216)   [PG_DURABLE_MAX_RESULT_BYTES]
   --log-level LEVEL         trace|debug|info|warn|error|silent (info)      [PG_DURABLE_LOG_LEVEL]
 `;
 
@@ -90,6 +94,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'http-allow-private': { type: 'boolean' },
         'http-allowed-hosts': { type: 'string' },
         'http-max-retries': { type: 'string' },
+        'max-result-bytes': { type: 'string' },
         'log-level': { type: 'string' },
       },
     }));
@@ -134,6 +139,8 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     httpAllowPrivate: bool(values['http-allow-private'] ?? env.PG_DURABLE_HTTP_ALLOW_PRIVATE),
     httpAllowedHosts: hosts ? hosts.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean) : null,
     httpMaxRetries: int('--http-max-retries', s('http-max-retries', 'PG_DURABLE_HTTP_MAX_RETRIES'), 2, 0, 20),
+    // At most 256 MiB: a result travels as one jsonb value (limit ~255 MB) and one JS string.
+    maxResultBytes: int('--max-result-bytes', s('max-result-bytes', 'PG_DURABLE_MAX_RESULT_BYTES'), DEFAULT_MAX_RESULT_BYTES, 1024, 256 * 1024 * 1024),
     logLevel: level as WorkerConfig['logLevel'],
     clockSpeed: speed,
   };

@@ -37,6 +37,8 @@ export interface EgressPolicy {
   retryBaseMs: number;
   /** Default User-Agent header (a caller's User-Agent header wins). */
   userAgent: string;
+  /** Largest response body read, in bytes; a longer one fails the node (not retried). Unset: no cap. */
+  maxResponseBytes?: number;
 }
 
 export function defaultEgressPolicy(version: string): EgressPolicy {
@@ -738,7 +740,16 @@ async function attemptOnce(req: Prepared, ctx: HttpContext): Promise<RawResponse
         });
         r.on('response', (res) => {
           const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
+          const cap = ctx.policy.maxResponseBytes;
+          let received = 0;
+          res.on('data', (c: Buffer) => {
+            received += c.length;
+            if (cap !== undefined && received > cap) {
+              finish(new TransportError('request', `response body exceeds ${cap} bytes (--max-result-bytes)`, false));
+              return;
+            }
+            chunks.push(c);
+          });
           res.on('error', (e) => finish(new TransportError('request', describeError(e, host))));
           res.on('aborted', () => finish(new TransportError('request', 'response body aborted')));
           res.on('end', () =>

@@ -1,13 +1,22 @@
 /**
- * One claimed instance: load it, check the identity it will run as, and drive the interpreter.
- * Failures of the graph become failed instances; infrastructure trouble (lease lost, cancel,
- * shutdown, a database that stays away) leaves the instance to be resumed, never half-written.
+ * One claimed instance: load it, check the identity it will run as and the graph it will run, and
+ * drive the interpreter. Failures of the graph become failed instances; infrastructure trouble
+ * (lease lost, cancel, shutdown, a database that stays away) leaves the instance to be resumed,
+ * never half-written.
+ *
+ * Tenants can write df.nodes rows by hand (column grants), so the graph is untrusted input: it is
+ * size-checked before loading and validated with df.start's rules before anything runs, and an
+ * error that would recur on every retry (a JS TypeError/RangeError, a permission or data error
+ * from PostgreSQL) fails the instance instead of crashing the run over and over.
  */
+import { DfError } from '../core/errors';
 import { buildTree } from '../core/flatten';
+import type { Node, TreeNode } from '../core/node';
+import { validateGraph } from '../core/validate';
 import { Aborted } from './clock';
 import { Interpreter, type Deps, type InstanceState } from './interpreter';
 import { LeaseLost } from './steps';
-import type { Claim } from './store';
+import { MAX_LOADED_GRAPH_BYTES, MAX_LOADED_NODES, type Claim, type NodeEvent } from './store';
 
 export interface InstanceRunOptions {
   defaultDatabase: string;
@@ -29,11 +38,22 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
   if (!instance.canLogin) {
     return failInstance(`Instance ${instance.id}: submitted_by role "${instance.role}" does not have LOGIN privilege any more; steps run as that role. Grant LOGIN to it again or start the workflow as another role.`);
   }
-  let root;
+  if (!instance.canUse) {
+    return failInstance(`Instance ${instance.id}: submitted_by role "${instance.role}" can no longer use pg_durable: its steps need USAGE on schema df and EXECUTE on df._commit (df.grant_usage)`);
+  }
+  if (instance.nodeCount > MAX_LOADED_NODES) {
+    return failInstance(`Instance ${instance.id}: invalid graph: ${instance.nodeCount} nodes exceed the maximum node count of ${MAX_LOADED_NODES}`);
+  }
+  if (instance.graphBytes > MAX_LOADED_GRAPH_BYTES) {
+    return failInstance(`Instance ${instance.id}: invalid graph: its nodes hold ${instance.graphBytes} bytes, more than the ${MAX_LOADED_GRAPH_BYTES} a worker loads`);
+  }
+  let root: TreeNode;
   try {
     root = buildTree(nodes, instance.rootNode);
+    validateGraph(envelope(root));
   } catch (err) {
-    return failInstance(`Instance ${instance.id}: invalid graph: ${(err as Error).message}`);
+    if (err instanceof DfError || err instanceof RangeError) return failInstance(`Instance ${instance.id}: invalid graph: ${err.message}`);
+    throw err;
   }
   const inst: InstanceState = {
     id: instance.id,
@@ -62,8 +82,51 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
       log.info({ instance: inst.id, reason: signal.reason ?? 'aborted' }, 'instance stopped');
     } else if (err instanceof LeaseLost || (err as { code?: string }).code === 'PD001') {
       log.warn({ instance: inst.id }, 'lease lost (cancelled, finished or taken over); stopping this run');
+    } else if (recurring(err)) {
+      // Retrying would fail the same way at every lease expiry: end the instance with the reason.
+      const message = `Instance ${inst.id}: ${(err as Error).message}`;
+      const rootEvent: NodeEvent = { node: root.id, stamp: `${inst.id}::${inst.executionId}`, status: 'failed', result: message, json: false };
+      await store.commit(inst.id, inst.token, [rootEvent], 'failed', message);
+      log.error({ instance: inst.id, status: 'failed', error: message }, 'instance failed on an error that would recur');
     } else {
       throw err;
     }
   }
+}
+
+/**
+ * Errors that do not go away by retrying: JS type/range/syntax errors (a malformed hand-written
+ * node config, JSON nested beyond the stack, a string beyond V8's limit) and PostgreSQL data (22),
+ * integrity (23), privilege/syntax (42) and program-limit (54) errors, e.g. a step role whose
+ * EXECUTE on df._commit was revoked mid-run.
+ */
+function recurring(err: unknown): boolean {
+  if (err instanceof RangeError || err instanceof TypeError || err instanceof SyntaxError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^(22|23|42|54)[0-9A-Z]{3}$/.test(code);
+}
+
+/** The tree in the envelope form df.start validates (children nested, no ids). */
+function envelope(root: TreeNode): Node {
+  const make = (t: TreeNode): Node => {
+    const n: Node = { node_type: t.node_type };
+    if (t.query !== null) n.query = t.query;
+    if (t.result_name !== null) n.result_name = t.result_name;
+    return n;
+  };
+  const out = make(root);
+  const stack: Array<[TreeNode, Node]> = [[root, out]];
+  while (stack.length > 0) {
+    const [t, n] = stack.pop() as [TreeNode, Node];
+    const child = (c: TreeNode): Node => {
+      const m = make(c);
+      stack.push([c, m]);
+      return m;
+    };
+    if (t.left) n.left_node = child(t.left);
+    if (t.right) n.right_node = child(t.right);
+    if (t.condition) n.condition_node = child(t.condition);
+    if (t.extras) n.extra_nodes = t.extras.map(child);
+  }
+  return out;
 }

@@ -6,6 +6,10 @@
  * Exactly-once: BEGIN; the step's statement; the checkpoint (df._commit, lease-fenced); COMMIT.
  * Statements that cannot run in a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, a CALL
  * that commits) fall back to autocommit and are at-least-once; the node's status_details say so.
+ *
+ * A result is capped at --max-result-bytes (16 MiB by default) of JSON: a bigger one fails the node
+ * and, being inside the step transaction, rolls the statement back. The rows are still received
+ * before they can be measured, so keep huge reads out of steps (LIMIT, aggregate, or write a table).
  */
 import pg from 'pg';
 import { DfError } from '../core/errors';
@@ -134,15 +138,14 @@ export class StepRunner {
         }
         return { kind: 'fail', error: `SQL execution failed: ${e.message}` };
       }
-      let json: string;
-      try {
-        json = resultJson(result.fields, result.rows as (string | null)[][], (oid) => this.typeName(oid));
-      } catch (err) {
-        // Unlike the original, the statement has not committed yet: roll it back with the failure.
+      // Unlike the original, the statement has not committed yet: a result we cannot store (an
+      // unsupported type, too large, nested too deeply) rolls back with the failure.
+      const converted = this.convert(result, 'the statement was rolled back');
+      if ('error' in converted) {
         await client.query('ROLLBACK');
-        if (err instanceof DfError) return { kind: 'fail', error: err.message };
-        throw err;
+        return { kind: 'fail', error: converted.error };
       }
+      const json = converted.json;
       try {
         await req.checkpoint(client, json);
         await client.query('COMMIT');
@@ -168,14 +171,43 @@ export class StepRunner {
     await client.query(`SET df.in_workflow = 'true'; ${outputSettings(false)}`);
     try {
       const r = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
-      const json = resultJson(r.fields, r.rows as (string | null)[][], (oid) => this.typeName(oid));
-      return { kind: 'ok', json, checkpointed: false, note: 'ran in autocommit (cannot run inside a transaction block): at-least-once' };
+      const converted = this.convert(r, 'the statement has already committed (it ran in autocommit)');
+      if ('error' in converted) return { kind: 'fail', error: converted.error };
+      return { kind: 'ok', json: converted.json, checkpointed: false, note: 'ran in autocommit (cannot run inside a transaction block): at-least-once' };
     } catch (err) {
       if (req.signal.aborted) throw new Aborted();
       if (isTransient(err)) throw err;
       const e = err as { message: string };
       return { kind: 'fail', error: err instanceof DfError ? e.message : `SQL execution failed: ${e.message}` };
     }
+  }
+
+  /**
+   * The step result as JSON, or why it cannot be stored: an unsupported column type (API §9.3), a
+   * result over --max-result-bytes, or JSON nested deeper than the converter's stack.
+   */
+  private convert(result: pg.QueryResult<unknown[]>, consequence: string): { json: string } | { error: string } {
+    const max = this.config.maxResultBytes;
+    const tooLarge = (size: string) =>
+      `Step result too large: ${size}, the limit is ${max} bytes (--max-result-bytes / PG_DURABLE_MAX_RESULT_BYTES); ${consequence}. Return fewer rows or aggregate in SQL.`;
+    // Raw values more than twice the limit cannot shrink under it (jsonb spacing is all we drop).
+    let raw = 0;
+    for (const row of result.rows as (string | null)[][]) for (const v of row) raw += v === null ? 0 : v.length;
+    if (raw > 2 * max) return { error: tooLarge(`more than ${2 * max} bytes`) };
+    let json: string;
+    try {
+      json = resultJson(result.fields, result.rows as (string | null)[][], (oid) => this.typeName(oid));
+    } catch (err) {
+      if (err instanceof DfError) return { error: err.message };
+      if (err instanceof RangeError) {
+        if (/string length/i.test(err.message)) return { error: tooLarge(`more than ${max} bytes`) };
+        return { error: `Step result cannot be stored: ${err.message} (JSON nested too deeply); ${consequence}.` };
+      }
+      throw err;
+    }
+    const size = Buffer.byteLength(json, 'utf8');
+    if (size > max) return { error: tooLarge(`${size} bytes`) };
+    return { json };
   }
 
   private async recycle(client: pg.PoolClient, broken: boolean): Promise<void> {

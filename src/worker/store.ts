@@ -23,7 +23,16 @@ export interface InstanceRow {
   roleOid: string;
   canLogin: boolean;
   superuser: boolean;
+  /** USAGE on schema df and EXECUTE on df._commit: what a step connection needs to checkpoint. */
+  canUse: boolean;
+  /** Size of the stored graph; when over the limits the nodes are not loaded (`nodes` is empty). */
+  nodeCount: number;
+  graphBytes: number;
 }
+
+/** Graphs bigger than this are refused at load (df.start accepts at most 10 000 nodes, 8 MiB). */
+export const MAX_LOADED_NODES = 10000;
+export const MAX_LOADED_GRAPH_BYTES = 16 * 1024 * 1024;
 
 export interface RunRecord {
   stamp: string;
@@ -45,7 +54,13 @@ export interface NodeEvent {
 
 export type InstanceTransition = 'running' | 'completed' | 'failed' | 'continue';
 
-export const COMMIT_SQL = 'SELECT df._commit($1::text, $2::uuid, $3::jsonb, $4::text, $5::text) AS execution_id';
+/**
+ * Fully qualified: on a step connection this runs right after the user's statement, in the same
+ * transaction, so a `SET LOCAL search_path` there must not be able to redirect a type or a cast
+ * (a user-defined cast to uuid would see the lease token).
+ */
+export const COMMIT_SQL =
+  'SELECT df._commit($1::pg_catalog.text, $2::pg_catalog.uuid, $3::pg_catalog.jsonb, $4::pg_catalog.text, $5::pg_catalog.text) AS execution_id';
 
 export class Store {
   readonly pool: pg.Pool;
@@ -109,14 +124,27 @@ export class Store {
   }
 
   async loadInstance(id: string, executionId: number): Promise<{ instance: InstanceRow | null; nodes: NodeRow[]; history: RunRecord[] }> {
-    const inst = await this.q<{ id: string; label: string | null; root_node: string; status: string; database: string | null; rolname: string | null; role_oid: string; rolcanlogin: boolean | null; rolsuper: boolean | null }>(
-      `SELECT i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper
+    const inst = await this.q<{ id: string; label: string | null; root_node: string; status: string; database: string | null; rolname: string | null; role_oid: string; rolcanlogin: boolean | null; rolsuper: boolean | null; can_use: boolean | null; node_count: number; graph_bytes: string }>(
+      `SELECT i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper,
+              CASE WHEN r.oid IS NOT NULL THEN has_schema_privilege(r.oid, 'df', 'USAGE')
+                   AND has_function_privilege(r.oid, 'df._commit(text,uuid,jsonb,text,text)', 'EXECUTE') END AS can_use,
+              g.node_count, g.graph_bytes::text
          FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+              CROSS JOIN LATERAL (
+                SELECT count(*)::int AS node_count,
+                       coalesce(sum(coalesce(octet_length(n.query), 0) + coalesce(octet_length(n.result_name), 0)), 0) AS graph_bytes
+                  FROM df.nodes n WHERE n.instance_id = i.id) g
         WHERE i.id = $1::text`,
       [id],
     );
     if (inst.rowCount === 0) return { instance: null, nodes: [], history: [] };
     const row = inst.rows[0];
+    const instance: InstanceRow = {
+      id: row.id, label: row.label, rootNode: row.root_node, status: row.status, database: row.database,
+      role: row.rolname, roleOid: row.role_oid, canLogin: row.rolcanlogin === true, superuser: row.rolsuper === true,
+      canUse: row.can_use === true, nodeCount: row.node_count, graphBytes: Number(row.graph_bytes),
+    };
+    if (instance.nodeCount > MAX_LOADED_NODES || instance.graphBytes > MAX_LOADED_GRAPH_BYTES) return { instance, nodes: [], history: [] };
     const nodes = await this.q<NodeRow>(
       'SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1::text',
       [id],
@@ -126,10 +154,7 @@ export class Store {
       [id, executionId],
     );
     return {
-      instance: {
-        id: row.id, label: row.label, rootNode: row.root_node, status: row.status, database: row.database,
-        role: row.rolname, roleOid: row.role_oid, canLogin: row.rolcanlogin === true, superuser: row.rolsuper === true,
-      },
+      instance,
       nodes: nodes.rows,
       history: history.rows.map((h) => ({ stamp: h.stamp, nodeId: h.node_id, status: h.status, result: h.result, detail: h.detail })),
     };
