@@ -55,6 +55,12 @@ export const FUNCTIONS: FunctionSpec[] = [
     sql: 'df.http_multipart', entry: 'http_multipart', returns: 'text', revokePublic: true,
     args: [t('url'), t('method', "'POST'"), { name: 'parts', type: 'jsonb', default: 'NULL' }, { name: 'headers', type: 'jsonb', default: 'NULL' }, { name: 'timeout_seconds', type: 'integer', default: '30' }],
   },
+  // Ours, beyond the original: retry and timeout policies around any node.
+  {
+    sql: 'df.retry', entry: 'retry', returns: 'text', strict: true,
+    args: [t('node'), { name: 'max_attempts', type: 'integer', default: '3' }, { name: 'backoff_seconds', type: 'double precision', default: '1' }],
+  },
+  { sql: 'df.timeout', entry: 'timeout', returns: 'text', strict: true, args: [t('node'), { name: 'seconds', type: 'double precision' }] },
   { sql: 'df.wait_for_signal', entry: 'wait_for_signal', args: [t('name'), { name: 'timeout_seconds', type: 'integer', default: 'NULL' }], returns: 'text' },
 
   // Control (API §6).

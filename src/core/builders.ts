@@ -11,7 +11,7 @@
 import { validateCron } from './cron';
 import { ensureStep } from './ensure';
 import { DfError } from './errors';
-import { IDENTIFIER, type Node } from './node';
+import { IDENTIFIER, MAX_BACKOFF_SECONDS, MAX_RETRY_ATTEMPTS, MAX_TIMEOUT_SECONDS, type Node } from './node';
 import { serializeNode } from './serialize';
 
 export interface StepOptions {
@@ -113,6 +113,33 @@ export function join3(a: string, b: string, c: string, opts?: StepOptions): stri
 /** `df.race(a, b)` / `a | b` */
 export function race(a: string, b: string, opts?: StepOptions): string {
   return serializeNode({ node_type: 'RACE', left_node: step(a, opts), right_node: step(b, opts) });
+}
+
+/**
+ * `df.retry(node, max_attempts DEFAULT 3, backoff_seconds DEFAULT 1)`: re-runs `node` (any node,
+ * composites included) when it fails, up to max_attempts runs in all, waiting backoff_seconds
+ * doubled after each failure (with ±20% jitter).
+ */
+export function retry(node: string, maxAttempts: number, backoffSeconds: number, opts?: StepOptions): string {
+  if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > MAX_RETRY_ATTEMPTS) {
+    throw new DfError(`df.retry: max_attempts must be a whole number between 1 and ${MAX_RETRY_ATTEMPTS}, got ${maxAttempts}`);
+  }
+  if (!Number.isFinite(backoffSeconds) || backoffSeconds < 0 || backoffSeconds > MAX_BACKOFF_SECONDS) {
+    throw new DfError(`df.retry: backoff_seconds must be between 0 and ${MAX_BACKOFF_SECONDS}, got ${backoffSeconds}`);
+  }
+  return serializeNode({
+    node_type: 'RETRY',
+    left_node: step(node, opts),
+    query: JSON.stringify({ max_attempts: maxAttempts, backoff_seconds: backoffSeconds }),
+  });
+}
+
+/** `df.timeout(node, seconds)`: fails `node` (cancelling its in-flight SQL) if it has not finished in time. */
+export function timeout(node: string, seconds: number, opts?: StepOptions): string {
+  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > MAX_TIMEOUT_SECONDS) {
+    throw new DfError(`df.timeout: seconds must be positive and at most ${MAX_TIMEOUT_SECONDS}, got ${seconds}`);
+  }
+  return serializeNode({ node_type: 'TIMEOUT', left_node: step(node, opts), query: JSON.stringify({ seconds }) });
 }
 
 const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];

@@ -116,6 +116,16 @@ export function nodeLabel(node: TreeNode): string {
     }
     case 'LOOP':
       return `LOOP ${node.condition ? '(while)' : '(infinite)'}${suffix}`;
+    case 'RETRY': {
+      const cfg = configOf(node.query);
+      const n = cfg && typeof cfg.max_attempts === 'number' ? cfg.max_attempts : '?';
+      const b = cfg && typeof cfg.backoff_seconds === 'number' ? cfg.backoff_seconds : '?';
+      return `RETRY (max ${n} attempts, backoff ${b}s)${suffix}`;
+    }
+    case 'TIMEOUT': {
+      const cfg = configOf(node.query);
+      return `TIMEOUT ${cfg && typeof cfg.seconds === 'number' ? cfg.seconds : '?'}s${suffix}`;
+    }
     case 'BREAK': {
       const cfg = configOf(node.query);
       const value = cfg ? str(cfg.break_value) : undefined;
@@ -189,6 +199,12 @@ export function renderTree(root: TreeNode, marker?: StatusMarker): string {
       case 'LOOP':
         block('↻ body:', node.left);
         block('? while:', node.condition);
+        break;
+      case 'RETRY':
+        block('↺ attempt:', node.left);
+        break;
+      case 'TIMEOUT':
+        block('⏱ within:', node.left);
         break;
       case 'JOIN':
       case 'RACE': {
@@ -364,6 +380,12 @@ function diagramShape(root: TreeNode): GraphShape {
         case 'LOOP':
           child('body', item.left);
           child('while', item.condition);
+          break;
+        case 'RETRY':
+          child('attempt', item.left);
+          break;
+        case 'TIMEOUT':
+          child('within', item.left);
           break;
         case 'JOIN':
         case 'RACE':

@@ -95,6 +95,10 @@ function childrenOf(n: TreeNode): TreeNode[] {
     case 'LOOP':
       kids.push(n.left, n.condition);
       break;
+    case 'RETRY':
+    case 'TIMEOUT':
+      kids.push(n.left);
+      break;
     default:
       break;
   }

@@ -18,7 +18,15 @@
 
 export const NODE_TYPES = [
   'SQL', 'THEN', 'IF', 'JOIN', 'LOOP', 'BREAK', 'RACE', 'SLEEP', 'WAIT_SCHEDULE', 'HTTP', 'HTTP_MULTIPART', 'SIGNAL',
+  // Ours, beyond the original: RETRY re-runs its child (left_node) on failure; TIMEOUT fails it
+  // when it runs too long. Both keep their policy as JSON config in `query`.
+  'RETRY', 'TIMEOUT',
 ] as const;
+
+/** Limits of df.retry / df.timeout (numbers chosen so a policy cannot hold an instance for ever by accident). */
+export const MAX_RETRY_ATTEMPTS = 100;
+export const MAX_BACKOFF_SECONDS = 86400;
+export const MAX_TIMEOUT_SECONDS = 31536000;
 
 export type NodeType = (typeof NODE_TYPES)[number];
 

@@ -11,7 +11,7 @@
 import { validateCron } from './cron';
 import { malformedOf, unknownNodeTypeMessage } from './ensure';
 import { DfError } from './errors';
-import { IDENTIFIER, MAX_DEPTH, MAX_NODES, isNodeType, type Node, type NodeType } from './node';
+import { IDENTIFIER, MAX_BACKOFF_SECONDS, MAX_DEPTH, MAX_NODES, MAX_RETRY_ATTEMPTS, MAX_TIMEOUT_SECONDS, isNodeType, type Node, type NodeType } from './node';
 
 export class GraphError extends DfError {
   readonly path: string;
@@ -92,6 +92,12 @@ function structureError(node: Node, t: NodeType): string | null {
       if (!hasLeft || !hasRight) return 'RACE node requires left_node and right_node';
       if (hasQuery) return 'RACE node must not have a query';
       return null;
+    case 'RETRY':
+    case 'TIMEOUT':
+      if (!hasLeft) return `${t} node requires left_node (the node it applies to)`;
+      if (hasRight) return `${t} node must not have right_node`;
+      if (!hasQuery) return `${t} node requires a query (its JSON config)`;
+      return null;
     default:
       return null;
   }
@@ -159,6 +165,24 @@ function configError(node: Node, t: NodeType): string | null {
       if (typeof config === 'string') return config;
       const v = config.break_value;
       if (v !== undefined && v !== null && typeof v !== 'string') return 'BREAK break_value must be a string or null';
+      return null;
+    }
+    case 'RETRY': {
+      const config = configObject(t, query);
+      if (typeof config === 'string') return config;
+      const n = config.max_attempts;
+      if (!(typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= MAX_RETRY_ATTEMPTS)) {
+        return `RETRY max_attempts must be a whole number between 1 and ${MAX_RETRY_ATTEMPTS}`;
+      }
+      const b = config.backoff_seconds;
+      if (!(typeof b === 'number' && b >= 0 && b <= MAX_BACKOFF_SECONDS)) return `RETRY backoff_seconds must be between 0 and ${MAX_BACKOFF_SECONDS}`;
+      return null;
+    }
+    case 'TIMEOUT': {
+      const config = configObject(t, query);
+      if (typeof config === 'string') return config;
+      const s = config.seconds;
+      if (!(typeof s === 'number' && s > 0 && s <= MAX_TIMEOUT_SECONDS)) return `TIMEOUT seconds must be positive and at most ${MAX_TIMEOUT_SECONDS}`;
       return null;
     }
     case 'HTTP':

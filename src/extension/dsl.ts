@@ -22,4 +22,6 @@ export const DSL_ENTRIES = {
   http_multipart: (url: string | null, method: string | null, parts: unknown, headers: object | null, timeout: number | null) =>
     b.httpMultipart(url, method, parts, headers, timeout),
   wait_for_signal: (name: string | null, timeout: number | null) => b.waitForSignal(name, timeout),
+  retry: (node: string, maxAttempts: number, backoffSeconds: number) => b.retry(node, maxAttempts, backoffSeconds, opts(node)),
+  timeout: (node: string, seconds: number) => b.timeout(node, seconds, opts(node)),
 };

@@ -9,6 +9,7 @@
  * depends on it.
  */
 import { DfError } from '../core/errors';
+import { utf8Bytes } from '../core/limits';
 import { nextTick } from '../core/cron';
 import type { TreeNode } from '../core/node';
 import { parseJsonOrdered, stringifyJson, substitute, substituteWholeValue, tryParseJson, type SubstitutionContext } from '../core/substitute';
@@ -52,6 +53,8 @@ export interface Deps {
   pollIntervalMs: number;
   /** Fires on graceful shutdown: waits stop at once, in-flight SQL steps may finish. */
   drain: AbortSignal;
+  /** --max-result-bytes: also bounds what composites assemble (a JOIN's array). */
+  maxResultBytes: number;
 }
 
 /** The original's guard (API §9.6). */
@@ -74,6 +77,20 @@ function compactJson(text: string): string {
 
 function isJson(text: string): boolean {
   return tryParseJson(text) !== undefined;
+}
+
+/** A node's JSON config object, or a DfError naming the node type (hand-written rows are untrusted). */
+function config<T>(node: TreeNode): T {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(node.query ?? '');
+  } catch (err) {
+    throw new DfError(`${node.node_type} node ${node.id}: invalid JSON config: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new DfError(`${node.node_type} node ${node.id}: config must be a JSON object`);
+  }
+  return parsed as T;
 }
 
 export class Interpreter {
@@ -191,6 +208,8 @@ export class Interpreter {
       case 'JOIN': return this.composite(node, scope, () => this.join(node, scope));
       case 'RACE': return this.race(node, scope);
       case 'LOOP': return this.loop(node, scope, `${scope.stamp}::${node.id}`);
+      case 'RETRY': return this.retry(node, scope);
+      case 'TIMEOUT': return this.timeout(node, scope);
       default: return this.leaf(node, scope);
     }
   }
@@ -294,7 +313,12 @@ export class Interpreter {
   }
 
   private async waitSignal(node: TreeNode, scope: Scope): Promise<Outcome> {
-    const cfg = JSON.parse(node.query ?? '{}') as { signal_name: string; timeout_seconds: number | null };
+    let cfg: { signal_name: string; timeout_seconds: number | null };
+    try {
+      cfg = config(node);
+    } catch (err) {
+      return this.finished(node, scope, fail((err as Error).message));
+    }
     const timeout = cfg.timeout_seconds;
     const rec = await this.started(node, scope, timeout ? { deadline: this.deps.clock.now() + timeout * 1000 } : undefined);
     const deadline = rec.detail?.deadline !== undefined ? Number(rec.detail.deadline) : null;
@@ -321,7 +345,7 @@ export class Interpreter {
     await this.started(node, scope);
     const ctx = this.substitution(scope);
     try {
-      const cfg = JSON.parse(node.query ?? '{}') as Record<string, unknown>;
+      const cfg = config<Record<string, unknown>>(node);
       const sub = (v: unknown) => (typeof v === 'string' ? substitute(v, ctx, 'raw') : v);
       cfg.url = sub(cfg.url);
       if (cfg.headers && typeof cfg.headers === 'object') {
@@ -408,7 +432,15 @@ export class Interpreter {
         return fail(`JOIN branch ${i + 1} result parse error: ${(err as Error).message}`);
       }
     }
-    return ok(`[${parts.join(',')}]`);
+    const joined = `[${parts.join(',')}]`;
+    // A UTF-16 unit is at most 3 UTF-8 bytes: only count bytes when the quick bound is exceeded.
+    if (joined.length * 3 > this.deps.maxResultBytes) {
+      const bytes = utf8Bytes(joined);
+      if (bytes > this.deps.maxResultBytes) {
+        return fail(`JOIN result too large: ${bytes} bytes, the limit is ${this.deps.maxResultBytes} bytes (--max-result-bytes); return less from the branches`);
+      }
+    }
+    return ok(joined);
   }
 
   private async race(node: TreeNode, scope: Scope): Promise<Outcome> {
@@ -439,6 +471,89 @@ export class Interpreter {
     else if (o.kind === 'ok') Object.assign(scope.results, first.results);
     if (events.length > 0) await this.write(events);
     return this.finished(node, scope, o, { race_winner: first.i });
+  }
+
+  /**
+   * RETRY: attempt k runs the child in scope `<scope>::<retry id>::<k>`, so a failed attempt's nodes
+   * run afresh in the next one (and `inferred_status` shows the superseded attempts). The backoff
+   * deadline is recorded with the failed attempt before waiting, so a restarted worker resumes the
+   * same wait. The RETRY node's status_details carry the attempt number.
+   */
+  private async retry(node: TreeNode, scope: Scope): Promise<Outcome> {
+    let cfg: { max_attempts: number; backoff_seconds: number };
+    try {
+      cfg = config(node);
+    } catch (err) {
+      return this.finished(node, scope, fail((err as Error).message));
+    }
+    const retryScope = `${scope.stamp}::${node.id}`;
+    let last: Outcome = fail('no attempt ran');
+    let attempt: Scope = scope;
+    for (let k = 1; k <= cfg.max_attempts; k++) {
+      attempt = { stamp: `${retryScope}::${k}`, results: scope.results, signal: scope.signal };
+      await this.started(node, attempt, { attempt: k });
+      const o = await this.exec(node.left!, attempt);
+      if (o.kind !== 'fail') return this.finished(node, attempt, o, { attempt: k });
+      last = o;
+      if (k === cfg.max_attempts) break;
+      const rec = this.recorded(attempt.stamp, node);
+      let wakeAt = rec?.status === 'failed' && rec.detail?.wake_at !== undefined ? Number(rec.detail.wake_at) : null;
+      if (wakeAt === null) {
+        const base = cfg.backoff_seconds * 1000 * 2 ** (k - 1);
+        wakeAt = this.deps.clock.now() + Math.round(base * (0.8 + Math.random() * 0.4)); // ±20% jitter
+        await this.write([{ node: node.id, stamp: attempt.stamp, status: 'failed', result: o.error, json: false, detail: { attempt: k, wake_at: wakeAt } }]);
+      }
+      this.deps.log.info({ instance: this.inst.id, node: node.id, attempt: k, error: o.error }, 'attempt failed; retrying');
+      await this.deps.clock.sleepUntil(wakeAt, this.interruptible(scope));
+    }
+    const error = last.kind === 'fail' ? last.error : '';
+    return this.finished(node, attempt, fail(`Retry exhausted after ${cfg.max_attempts} attempts: ${error}`), { attempt: cfg.max_attempts });
+  }
+
+  /**
+   * TIMEOUT: the deadline is recorded when the node starts; the child races it and, if the time
+   * runs out first, is aborted (its in-flight SQL is cancelled) and the node fails.
+   */
+  private async timeout(node: TreeNode, scope: Scope): Promise<Outcome> {
+    let cfg: { seconds: number };
+    try {
+      cfg = config(node);
+    } catch (err) {
+      return this.finished(node, scope, fail((err as Error).message));
+    }
+    const rec = await this.started(node, scope, { deadline: this.deps.clock.now() + cfg.seconds * 1000 });
+    if (rec.status !== 'running') return this.remember(node, scope, this.fromRecord(node, rec));
+    const deadline = Number(rec.detail?.deadline);
+    const childCtrl = new AbortController();
+    const timerCtrl = new AbortController();
+    const onParentAbort = () => childCtrl.abort(scope.signal.reason);
+    scope.signal.addEventListener('abort', onParentAbort, { once: true });
+    const child = this.exec(node.left!, { stamp: scope.stamp, results: scope.results, signal: childCtrl.signal });
+    const timer = this.deps.clock
+      .sleepUntil(deadline, AbortSignal.any([timerCtrl.signal, this.deps.drain]))
+      .then(() => 'timeout' as const);
+    let o: Outcome;
+    try {
+      const first = await Promise.race([child, timer]);
+      if (first === 'timeout') {
+        childCtrl.abort('timeout');
+        child.catch(() => undefined); // unwinds with Aborted once its SQL is cancelled
+        o = fail(`Timed out: did not finish within ${cfg.seconds}s`);
+      } else {
+        timerCtrl.abort('done');
+        timer.catch(() => undefined);
+        o = first;
+      }
+    } catch (err) {
+      timerCtrl.abort('done');
+      timer.catch(() => undefined);
+      childCtrl.abort('unwinding');
+      child.catch(() => undefined);
+      throw err;
+    } finally {
+      scope.signal.removeEventListener('abort', onParentAbort);
+    }
+    return this.finished(node, scope, o);
   }
 
   /**

@@ -55,8 +55,9 @@ export class Worker {
       allowPrivate: config.httpAllowPrivate,
       allowedHosts: config.httpAllowedHosts,
       maxRetries: config.httpMaxRetries,
+      maxResponseBytes: config.maxResultBytes,
     };
-    this.deps = { store: this.store, steps: this.steps, clock, log, hub: this.hub, egress, pollIntervalMs: config.pollIntervalMs, drain: this.drain.signal };
+    this.deps = { store: this.store, steps: this.steps, clock, log, hub: this.hub, egress, pollIntervalMs: config.pollIntervalMs, drain: this.drain.signal, maxResultBytes: config.maxResultBytes };
   }
 
   async start(): Promise<void> {

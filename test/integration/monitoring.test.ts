@@ -6,7 +6,7 @@
  * tenant with df.start, then the engine rows are written as the worker would
  * (test/support/engine-fixtures.ts).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -586,10 +586,10 @@ describe('df.explain (API §10.8)', () => {
       'Cannot explain input: not a valid Durofut JSON, instance ID, SQL statement, or DSL expression.\nHint: DSL expressions use df.*() functions and operators like ~>, |=>, &, |.',
     );
     expect(await explain(`SELECT df.explain('{"node_type":"NOT_A_NODE"}')`)).toBe(
-      "Invalid durable function graph: root: Unknown node_type 'NOT_A_NODE'. Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL",
+      "Invalid durable function graph: root: Unknown node_type 'NOT_A_NODE'. Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT",
     );
     expect(await explain('SELECT df.explain($1)', ['{"node_type":"THEN","left_node":{"node_type":"SQL","query":"SELECT 1"},"right_node":{"node_type":"NOPE"}}'])).toBe(
-      "Invalid durable function graph: root.right: Unknown node_type 'NOPE'. Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL",
+      "Invalid durable function graph: root.right: Unknown node_type 'NOPE'. Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT",
     );
   });
 
@@ -853,11 +853,17 @@ describe('terminal commands (pg-durable status/list/explain/watch)', () => {
     // A running instance is redrawn until it ends.
     const running = await start(alice, "'SELECT 1'");
     const g = await loadInstance(db, running);
-    const pending = cli(['watch', running, '--interval', '0.2'], alice);
-    await new Promise((r) => setTimeout(r, 700));
+    const watcher = spawn(process.execPath, [fileURLToPath(new URL('../../dist/cli.js', import.meta.url)), 'watch', running, '--interval', '0.2'], {
+      env: { ...process.env, DATABASE_URL: url(db, alice) },
+    });
+    let out = '';
+    watcher.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number>((r) => watcher.on('exit', (code) => r(code ?? 1)));
+    // Complete the instance only once the watcher has drawn it running (its start-up time varies with load).
+    for (let i = 0; i < 300 && !out.includes('Status:   ⏳ Running'); i++) await new Promise((r) => setTimeout(r, 50));
     await completeNodes(db, running, g.stamp(), [[g.root, '{"rows":[],"row_count":0}']]);
     await completeInstance(db, running, '{"rows":[],"row_count":0}');
-    const w = await pending;
+    const w = { code: await exited, stdout: out };
     expect(w.code).toBe(0);
     expect(w.stdout).toContain('Status:   ⏳ Running');
     expect(w.stdout).toContain('Status:   ✓ Completed');

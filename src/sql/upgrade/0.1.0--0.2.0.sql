@@ -2,4 +2,194 @@
 -- CREATE OR REPLACE of the loader and of every plv8 function, so only changes to src/sql objects
 -- (tables, types, operators, SQL/plpgsql functions, grants) belong here. The upgrade test fails
 -- if "install 0.1.0 + ALTER EXTENSION UPDATE" differs from a fresh 0.2.0 install.
-SELECT 1 WHERE false; -- nothing changed yet
+
+-- df.retry / df.timeout: two new node types (RETRY, TIMEOUT: a child in left_node, config in query).
+ALTER TABLE df.nodes DROP CONSTRAINT nodes_node_type_chk;
+ALTER TABLE df.nodes ADD CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT']::pg_catalog.text[]));
+ALTER TABLE df.nodes DROP CONSTRAINT nodes_structure_chk;
+ALTER TABLE df.nodes ADD CONSTRAINT nodes_structure_chk CHECK (CASE
+        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
+            THEN left_node IS NULL AND right_node IS NULL AND query IS NOT NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'THEN' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'IF' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NOT NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'LOOP' THEN left_node IS NOT NULL AND right_node IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'JOIN' THEN left_node IS NOT NULL AND right_node IS NOT NULL
+        WHEN node_type OPERATOR(pg_catalog.=) 'RACE' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['RETRY','TIMEOUT']::pg_catalog.text[]) THEN left_node IS NOT NULL AND right_node IS NULL AND query IS NOT NULL
+        ELSE false END);
+
+-- Multi-tenant hardening (docs/SECURITY.md). Function bodies are copied verbatim from src/sql so the
+-- catalog matches a fresh install.
+ALTER TABLE df._worker_epoch ENABLE ROW LEVEL SECURITY;
+
+CREATE OR REPLACE FUNCTION df._on_instance_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_vars pg_catalog.jsonb;
+BEGIN
+    SELECT COALESCE(pg_catalog.jsonb_object_agg(v.name, v.value), '{}'::pg_catalog.jsonb) INTO v_vars
+      FROM df.vars v
+     WHERE v.owner OPERATOR(pg_catalog.=) NEW.submitted_by AND v.value IS NOT NULL;
+    IF pg_catalog.octet_length(v_vars::pg_catalog.text) OPERATOR(pg_catalog.>) 4194304 THEN
+        RAISE EXCEPTION 'pg_durable: the variables of role % total % bytes; df.start captures at most 4194304 bytes of variables (remove some with df.unsetvar or df.clearvars)',
+            NEW.submitted_by, pg_catalog.octet_length(v_vars::pg_catalog.text)
+            USING ERRCODE = '54000';
+    END IF;
+    INSERT INTO df._work (instance_id, vars) VALUES (NEW.id, v_vars);
+    INSERT INTO df._executions (instance_id, execution_id, submitted_by)
+    VALUES (NEW.id, 1, NEW.submitted_by);
+    PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION df._take_signal(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_name pg_catalog.text,
+                                p_node pg_catalog.text, p_stamp pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_id int8;
+    v_payload text;
+    v_result text;
+BEGIN
+    SELECT s.id, s.payload INTO v_id, v_payload FROM df._signals s
+     WHERE s.instance_id = p_instance AND s.signal_name = p_name AND s.consumed_by IS NULL
+     ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE df._signals SET consumed_by = p_stamp || '/' || p_node WHERE id = v_id;
+    -- df.signal stores JSON, but a row inserted directly may not be: deliver that as a JSON string.
+    BEGIN
+        PERFORM v_payload::jsonb;
+    EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+        v_payload := to_jsonb(v_payload)::text;
+    END;
+    v_result := '{"signal_name":' || to_json(p_name)::text || ',"timed_out":false,"data":' || v_payload || '}';
+    PERFORM df._commit(p_instance, p_token,
+        jsonb_build_array(jsonb_build_object('node', p_node, 'stamp', p_stamp, 'status', 'completed', 'result', v_result, 'json', true)));
+    RETURN v_payload;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION df.grant_usage(p_role pg_catalog.text, include_http pg_catalog.bool DEFAULT false, with_grant pg_catalog.bool DEFAULT false)
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    opt text := CASE WHEN with_grant THEN ' WITH GRANT OPTION' ELSE '' END;
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA df TO %I%s', p_role, opt);
+    IF include_http THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df.http(text, text, text, jsonb, integer) TO %I%s', p_role, opt);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df.http_multipart(text, text, jsonb, jsonb, integer) TO %I%s', p_role, opt);
+    END IF;
+    IF with_grant THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df.grant_usage(text, boolean, boolean) TO %I%s', p_role, opt);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df.revoke_usage(text) TO %I%s', p_role, opt);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION df.metrics() TO %I%s', p_role, opt);
+    END IF;
+    EXECUTE format('GRANT SELECT ON df.instances TO %I%s', p_role, opt);
+    EXECUTE format('GRANT UPDATE (status, updated_at) ON df.instances TO %I%s', p_role, opt);
+    EXECUTE format('GRANT SELECT ON df.nodes TO %I%s', p_role, opt);
+    EXECUTE format('GRANT INSERT (id, label, root_node, submitted_by, database) ON df.instances TO %I%s', p_role, opt);
+    EXECUTE format('GRANT INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database) ON df.nodes TO %I%s', p_role, opt);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, opt);
+    EXECUTE format('GRANT SELECT ON df._executions, df._node_runs TO %I%s', p_role, opt);
+    EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload) ON df._signals TO %I%s', p_role, opt);
+    -- Step connections run as the role and checkpoint through the lease-fenced df._commit (with
+    -- the grant option when delegating, so a delegated admin's grants work too).
+    EXECUTE format('GRANT EXECUTE ON FUNCTION df._commit(text, uuid, jsonb, text, text) TO %I%s', p_role, opt);
+    RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION df.revoke_usage(p_role pg_catalog.text)
+    RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    fn text;
+BEGIN
+    FOREACH fn IN ARRAY ARRAY['df.http(text, text, text, jsonb, integer)', 'df.metrics()',
+                              'df.http_multipart(text, text, jsonb, jsonb, integer)',
+                              'df.grant_usage(text, boolean, boolean)', 'df.revoke_usage(text)',
+                              'df._commit(text, uuid, jsonb, text, text)'] LOOP
+        BEGIN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', fn, p_role);
+        EXCEPTION WHEN insufficient_privilege THEN NULL;
+        END;
+    END LOOP;
+    EXECUTE format('REVOKE ALL ON df.vars FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database) ON df.nodes FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE SELECT ON df.nodes FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE INSERT (id, label, root_node, submitted_by, database) ON df.instances FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE UPDATE (status, updated_at) ON df.instances FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE SELECT ON df.instances FROM %I CASCADE', p_role);
+    -- Beyond the original's set: what our grant_usage adds for monitoring and signals.
+    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._executions FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
+    RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
+END
+$$;
+
+CREATE FUNCTION df._guard_instance_status() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF NEW.status = 'cancelled' AND OLD.status IN ('pending', 'running') THEN
+        RETURN NEW;
+    END IF;
+    IF pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'pg_durable: the status of instance % cannot be changed from % to % by hand; the only change allowed is cancelling an instance that has not ended (use df.cancel)',
+        OLD.id, OLD.status, NEW.status
+        USING ERRCODE = '42501';
+END
+$$;
+CREATE TRIGGER instances_status_guard BEFORE UPDATE OF status ON df.instances
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION df._guard_instance_status();
+
+-- 2. The identity a row carries must be the writer's own: RLS WITH CHECK says so already, but a
+--    BYPASSRLS role skips RLS and could otherwise start work (df.instances.submitted_by) or plant
+--    variables (df.vars.owner, captured into another role's instances) in another role's name.
+--    df.nodes needs no guard: its (instance_id, submitted_by) foreign key ties it to the instance.
+CREATE FUNCTION df._guard_identity() RETURNS trigger
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_who regrole;
+BEGIN
+    IF TG_TABLE_NAME = 'vars' THEN
+        v_who := NEW.owner;
+    ELSE
+        v_who := NEW.submitted_by;
+    END IF;
+    IF v_who IS DISTINCT FROM quote_ident(current_user::text)::regrole
+       AND NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        RAISE EXCEPTION 'pg_durable: a row of df.% must belong to the current user %, not to %', TG_TABLE_NAME, quote_ident(current_user::text), v_who
+            USING ERRCODE = '42501';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER instances_identity_guard BEFORE INSERT ON df.instances
+    FOR EACH ROW EXECUTE FUNCTION df._guard_identity();
+CREATE TRIGGER vars_identity_guard BEFORE INSERT OR UPDATE ON df.vars
+    FOR EACH ROW EXECUTE FUNCTION df._guard_identity();
+
+-- 3. Size limits on what tenants write directly (the df.* functions check them first with friendlier
+--    messages). Labels, variable names and signal names are also btree keys, which cannot exceed
+--    about 2.7 kB anyway. NOT VALID: enforced for new rows, as the original's CHECKs are.
+ALTER TABLE df.instances ADD CONSTRAINT instances_label_size_chk
+    CHECK (pg_catalog.octet_length(label) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+ALTER TABLE df.vars ADD CONSTRAINT vars_name_size_chk
+    CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+ALTER TABLE df.vars ADD CONSTRAINT vars_value_size_chk
+    CHECK (pg_catalog.octet_length(value) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;
+ALTER TABLE df._signals ADD CONSTRAINT signals_name_size_chk
+    CHECK (pg_catalog.octet_length(signal_name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+ALTER TABLE df._signals ADD CONSTRAINT signals_payload_size_chk
+    CHECK (pg_catalog.octet_length(payload) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;
