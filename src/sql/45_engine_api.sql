@@ -37,7 +37,9 @@ BEGIN
         ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
            SET status = EXCLUDED.status, result = EXCLUDED.result,
                detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
-               finished_at = EXCLUDED.finished_at;
+               finished_at = EXCLUDED.finished_at
+         -- A late 'running' stamp (written concurrently with a slow step) never undoes its outcome.
+         WHERE NOT (EXCLUDED.status = 'running' AND r.status <> 'running');
 
         UPDATE df.nodes n
            SET status = e.status,
@@ -48,7 +50,9 @@ BEGIN
                                 || COALESCE(e.detail - 'wake_at' - 'race_winner', '{}'::jsonb),
                updated_at = clock_timestamp()
           FROM jsonb_to_recordset(p_events) AS e(node text, stamp text, status text, result text, json bool, detail jsonb)
-         WHERE n.instance_id = p_instance AND n.id = e.node;
+         WHERE n.instance_id = p_instance AND n.id = e.node
+           AND NOT (e.status = 'running' AND n.status IN ('completed', 'failed')
+                    AND n.status_details ->> 'execution_id' = e.stamp);
     END IF;
 
     IF p_instance_status = 'running' THEN

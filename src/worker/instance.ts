@@ -68,8 +68,7 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
   state?.(inst);
   const interpreter = new Interpreter(deps, inst, root, history, signal);
   try {
-    if (instance.status === 'pending') {
-      await interpreter.write([], 'running');
+    if (history.length === 0 && claim.executionId === 1) {
       log.info({ instance: inst.id, status: 'running', label: inst.label, role: inst.role }, 'instance started');
     } else {
       log.info({ instance: inst.id, execution: inst.executionId, replayed: history.length }, 'instance resumed');

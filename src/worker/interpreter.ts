@@ -93,10 +93,27 @@ function config<T>(node: TreeNode): T {
   return parsed as T;
 }
 
+/**
+ * A SQL step that is still running after this long gets its 'running' stamp written (for
+ * monitoring); quicker steps go straight to completed in their own transaction. 200 ms: well above
+ * a typical step (1-10 ms in docs/PERFORMANCE.md), well below what a person watching would notice.
+ */
+const RUNNING_STAMP_DELAY_MS = 200;
+
 export class Interpreter {
   private history = new Map<string, RunRecord>();
   /** The root's final event, written together with the instance transition. */
   private rootEvent: NodeEvent | null = null;
+  /**
+   * Events whose durability can wait (composite stamps, loop starts, RACE winners, BREAKs): replay
+   * does not need them on their own, so they ride along with the next durable write, e.g. inside
+   * the next step's transaction: a RACE winner becomes durable together with the first effect that
+   * depends on it. Keyed by stamp|node; coalesced.
+   */
+  private pending = new Map<string, NodeEvent>();
+  /** A step's transaction already completed the instance (the last step of the root sequence). */
+  private instanceDone = false;
+  private readonly parents = new Map<TreeNode, TreeNode>();
 
   constructor(
     private readonly deps: Deps,
@@ -106,7 +123,17 @@ export class Interpreter {
     private readonly signal: AbortSignal,
   ) {
     for (const r of history) this.history.set(`${r.stamp}|${r.nodeId}`, r);
+    const walk = (n: TreeNode) => {
+      for (const c of [n.left, n.right, n.condition, ...(n.extras ?? [])]) {
+        if (c) {
+          this.parents.set(c, n);
+          walk(c);
+        }
+      }
+    };
+    walk(root);
   }
+
 
   /** Runs to the end (or until aborted) and records the instance's final state. */
   async run(): Promise<Outcome> {
@@ -116,6 +143,7 @@ export class Interpreter {
       outcome = fail('df.break() was called outside of a loop. df.break() may only be used inside df.loop().');
       this.rootEvent = this.event(this.root, this.rootScope().stamp, outcome);
     }
+    if (this.instanceDone) return outcome;
     const events = this.rootEvent ? [this.rootEvent] : [];
     if (outcome.kind === 'ok') await this.write(events, 'completed', outcome.result);
     else if (outcome.kind === 'fail') await this.write(events, 'failed', outcome.error);
@@ -130,14 +158,49 @@ export class Interpreter {
 
   // ---- durable writes -------------------------------------------------------------------------
 
+  /** A durable write: `events` plus everything pending, and the instance transition if any. */
   async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
-    if (events.length === 0 && transition === null) return;
+    const batch = this.withPending(events);
+    const t = transition;
+    if (batch.events.length === 0 && t === null) return;
     try {
-      await this.deps.store.commit(this.inst.id, this.inst.token, events, transition, output);
+      await this.deps.store.commit(this.inst.id, this.inst.token, batch.events, t, output);
     } catch (err) {
       if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
       throw err;
     }
+    this.committed(batch);
+    this.record(events);
+  }
+
+  /** Queues events that may wait for the next durable write (see `pending`). */
+  private defer(events: NodeEvent[]): void {
+    for (const e of events) {
+      const k = `${e.stamp}|${e.node}`;
+      const prev = this.pending.get(k);
+      this.pending.set(k, prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e);
+    }
+    this.record(events);
+  }
+
+  /** The pending events (snapshot) followed by `events`, coalesced per stamp and node. */
+  private withPending(events: NodeEvent[]): { events: NodeEvent[]; taken: [string, NodeEvent][] } {
+    const taken = [...this.pending.entries()];
+    const merged = new Map(taken);
+    for (const e of events) {
+      const k = `${e.stamp}|${e.node}`;
+      const prev = merged.get(k);
+      merged.set(k, prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e);
+    }
+    return { events: [...merged.values()], taken };
+  }
+
+  /** After a successful commit: drop what it carried (parallel branches may have queued more meanwhile). */
+  private committed(batch: { taken: [string, NodeEvent][] }): void {
+    for (const [k, e] of batch.taken) if (this.pending.get(k) === e) this.pending.delete(k);
+  }
+
+  private record(events: NodeEvent[]): void {
     for (const e of events) {
       const k = `${e.stamp}|${e.node}`;
       const prev = this.history.get(k);
@@ -155,21 +218,45 @@ export class Interpreter {
     return { node: node.id, stamp, status: 'completed', result: text, json: isJson(text), detail: detail ?? null };
   }
 
-  private async started(node: TreeNode, scope: Scope, detail?: Record<string, unknown>): Promise<RunRecord> {
+  /**
+   * Stamps a node running. `durable` when the start carries a deadline a restart must honour
+   * (SLEEP, WAIT_SCHEDULE, SIGNAL, TIMEOUT, a retry attempt); otherwise it waits in `pending`.
+   */
+  private async started(node: TreeNode, scope: Scope, detail?: Record<string, unknown>, durable = false): Promise<RunRecord> {
     const rec = this.recorded(scope.stamp, node);
     if (rec) return rec;
-    await this.write([{ node: node.id, stamp: scope.stamp, status: 'running', detail: detail ?? null }]);
+    const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running', detail: detail ?? null };
+    if (durable) await this.write([ev]);
+    else this.defer([ev]);
     return this.recorded(scope.stamp, node)!;
   }
 
-  private async finished(node: TreeNode, scope: Scope, o: Outcome, detail?: Record<string, unknown>): Promise<Outcome> {
+  /** Records a node's outcome; `durable` for outcomes of external effects (HTTP) that must not be redone. */
+  private async finished(node: TreeNode, scope: Scope, o: Outcome, detail?: Record<string, unknown>, durable = false): Promise<Outcome> {
     const rec = this.recorded(scope.stamp, node);
     if (!rec || rec.status === 'running') {
       const ev = this.event(node, scope.stamp, o, detail);
       if (node === this.root && scope.stamp === this.rootScope().stamp) this.rootEvent = ev;
-      else await this.write([ev]);
+      else if (durable) await this.write([ev]);
+      else this.defer([ev]);
     }
     return this.remember(node, scope, o);
+  }
+
+  /**
+   * Whether completing `node` completes the instance: it is the last step of the root sequence
+   * (every ancestor is a THEN with it on the right), outside any loop or branch scope.
+   */
+  private completesInstance(node: TreeNode, scope: Scope): TreeNode[] | null {
+    if (scope.stamp !== this.rootScope().stamp || this.root.node_type === 'LOOP') return null;
+    const spine: TreeNode[] = [];
+    for (let n = node; n !== this.root; ) {
+      const p = this.parents.get(n);
+      if (!p || p.node_type !== 'THEN' || p.right !== n) return null;
+      spine.push(p);
+      n = p;
+    }
+    return spine;
   }
 
   /** A named node's successful result becomes `$name` (SLEEP and WAIT_SCHEDULE names are ignored). */
@@ -245,23 +332,44 @@ export class Interpreter {
     } catch (err) {
       return this.finished(node, scope, fail((err as Error).message));
     }
-    await this.started(node, scope);
-    const out = await this.deps.steps.run({
-      role: this.inst.role,
-      database: this.inst.database,
-      sql: text,
-      signal: scope.signal,
-      checkpoint: async (client, json) => {
-        const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true };
-        await client.query(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify([ev]), null, null]);
-      },
-    });
+    const spine = this.completesInstance(node, scope);
+    // Only a step still running after RUNNING_STAMP_DELAY_MS gets its own 'running' write; df._commit
+    // never lets that late stamp overwrite the completion.
+    const stampTimer = setTimeout(() => {
+      const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
+      this.deps.store.commit(this.inst.id, this.inst.token, [ev]).catch(() => undefined);
+    }, RUNNING_STAMP_DELAY_MS);
+    let carried: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } | null = null;
+    let out;
+    try {
+      out = await this.deps.steps.run({
+        role: this.inst.role,
+        database: this.inst.database,
+        sql: text,
+        signal: scope.signal,
+        // Inside the step's transaction: its completion, whatever is pending, and — for the last
+        // step of the root sequence — the completion of that sequence and of the instance.
+        checkpoint: async (client, json) => {
+          const done: NodeEvent[] = [{ node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true }];
+          for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
+          const batch = this.withPending(done);
+          const transition: InstanceTransition | null = spine ? 'completed' : null;
+          await client.query(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
+          carried = { ...batch, transition };
+        },
+      });
+    } finally {
+      clearTimeout(stampTimer);
+    }
     if (out.kind === 'fail') return this.finished(node, scope, fail(out.error));
-    if (out.checkpointed) {
-      this.history.set(key(scope.stamp, node), { stamp: scope.stamp, nodeId: node.id, status: 'completed', result: out.json, detail: null });
+    if (out.checkpointed && carried !== null) {
+      const c: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } = carried;
+      this.committed(c);
+      this.record(c.events);
+      if (spine) this.instanceDone = true;
       return this.remember(node, scope, ok(out.json));
     }
-    return this.finished(node, scope, ok(out.json), out.note ? { note: out.note } : undefined);
+    return this.finished(node, scope, ok(out.json), out.note ? { note: out.note } : undefined, true);
   }
 
   private breakNode(node: TreeNode, scope: Scope): Promise<Outcome> {
@@ -283,7 +391,7 @@ export class Interpreter {
 
   private async sleep(node: TreeNode, scope: Scope): Promise<Outcome> {
     const seconds = Number(node.query ?? '0');
-    const rec = await this.started(node, scope, { wake_at: this.deps.clock.now() + seconds * 1000 });
+    const rec = await this.started(node, scope, { wake_at: this.deps.clock.now() + seconds * 1000 }, true);
     await this.deps.clock.sleepUntil(Number(rec.detail?.wake_at), this.interruptible(scope));
     return this.finished(node, scope, ok(`{"slept": true, "seconds": ${seconds}}`));
   }
@@ -307,7 +415,7 @@ export class Interpreter {
         return this.finished(node, scope, fail((err as Error).message));
       }
     }
-    await this.started(node, scope, { wake_at: wakeAt });
+    await this.started(node, scope, { wake_at: wakeAt }, true);
     await this.deps.clock.sleepUntil(wakeAt, this.interruptible(scope));
     return this.finished(node, scope, ok('{"scheduled": true}'));
   }
@@ -320,7 +428,7 @@ export class Interpreter {
       return this.finished(node, scope, fail((err as Error).message));
     }
     const timeout = cfg.timeout_seconds;
-    const rec = await this.started(node, scope, timeout ? { deadline: this.deps.clock.now() + timeout * 1000 } : undefined);
+    const rec = await this.started(node, scope, timeout ? { deadline: this.deps.clock.now() + timeout * 1000 } : undefined, true);
     const deadline = rec.detail?.deadline !== undefined ? Number(rec.detail.deadline) : null;
     for (;;) {
       const payload = await this.deps.store.takeSignal(this.inst.id, this.inst.token, cfg.signal_name, node.id, scope.stamp).catch((err) => {
@@ -374,7 +482,7 @@ export class Interpreter {
         cfg.body = sub(cfg.body);
         envelope = await executeHttp(cfg as never, httpCtx);
       }
-      return this.finished(node, scope, ok(envelope));
+      return this.finished(node, scope, ok(envelope), undefined, true); // an external effect: record it now
     } catch (err) {
       if (err instanceof Aborted || err instanceof LeaseLost) throw err;
       if (scope.signal.aborted) throw new Aborted();
@@ -469,7 +577,7 @@ export class Interpreter {
     let o = first.o;
     if (o.kind === 'fail') o = fail(`RACE ${first.i === 0 ? 'left' : 'right'} branch failed: ${o.error}`);
     else if (o.kind === 'ok') Object.assign(scope.results, first.results);
-    if (events.length > 0) await this.write(events);
+    if (events.length > 0) this.defer(events);
     return this.finished(node, scope, o, { race_winner: first.i });
   }
 
@@ -521,7 +629,7 @@ export class Interpreter {
     } catch (err) {
       return this.finished(node, scope, fail((err as Error).message));
     }
-    const rec = await this.started(node, scope, { deadline: this.deps.clock.now() + cfg.seconds * 1000 });
+    const rec = await this.started(node, scope, { deadline: this.deps.clock.now() + cfg.seconds * 1000 }, true);
     if (rec.status !== 'running') return this.remember(node, scope, this.fromRecord(node, rec));
     const deadline = Number(rec.detail?.deadline);
     const childCtrl = new AbortController();
@@ -597,7 +705,7 @@ export class Interpreter {
     const events: NodeEvent[] = [];
     if (prev) events.push({ node: node.id, stamp: prev.stamp, status: 'completed', result: prev.result, json: isJson(prev.result) });
     events.push({ node: node.id, stamp, status: 'running', detail: { started_at: startedAt } });
-    await this.write(events);
+    this.defer(events);
     return startedAt;
   }
 

@@ -82,6 +82,8 @@ describe('crash recovery', () => {
       15_000,
       'the step to be running',
     );
+    // Slow steps are stamped running after 200 ms (quick ones go straight to completed).
+    await eventually(async () => (await admin.query('SELECT status FROM df.nodes WHERE instance_id = $1', [id])).rows[0].status === 'running', 5_000, 'the running stamp');
     await a.kill();
     expect((await ledger([id])).get(id)).toEqual([]);
     expect((await admin.query("SELECT status FROM df.nodes WHERE instance_id = $1", [id])).rows[0].status).toBe('running');

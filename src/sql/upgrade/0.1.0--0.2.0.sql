@@ -193,3 +193,76 @@ ALTER TABLE df._signals ADD CONSTRAINT signals_name_size_chk
     CHECK (pg_catalog.octet_length(signal_name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
 ALTER TABLE df._signals ADD CONSTRAINT signals_payload_size_chk
     CHECK (pg_catalog.octet_length(payload) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;
+
+-- df._commit: a late 'running' stamp (written concurrently with a slow step) never undoes an outcome.
+CREATE OR REPLACE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
+                           p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
+    RETURNS pg_catalog.int4
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_exec int4;
+    v_who regrole;
+BEGIN
+    SELECT w.execution_id INTO v_exec FROM df._work w
+     WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
+       FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'pg_durable: lease lost for instance % (cancelled, finished or taken over by another worker)', p_instance
+            USING ERRCODE = 'PD001';
+    END IF;
+    SELECT i.submitted_by INTO v_who FROM df.instances i WHERE i.id = p_instance;
+
+    IF p_events IS NOT NULL AND jsonb_array_length(p_events) > 0 THEN
+        INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
+        SELECT p_instance, e.stamp, e.node, v_exec, e.status, e.result, e.detail,
+               CASE WHEN e.status <> 'running' THEN clock_timestamp() END, v_who
+          FROM jsonb_to_recordset(p_events) AS e(node text, stamp text, status text, result text, json bool, detail jsonb)
+        ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
+           SET status = EXCLUDED.status, result = EXCLUDED.result,
+               detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
+               finished_at = EXCLUDED.finished_at
+         -- A late 'running' stamp (written concurrently with a slow step) never undoes its outcome.
+         WHERE NOT (EXCLUDED.status = 'running' AND r.status <> 'running');
+
+        UPDATE df.nodes n
+           SET status = e.status,
+               result = CASE WHEN e.status = 'running' THEN NULL
+                             WHEN e.json THEN e.result::jsonb
+                             ELSE to_jsonb(e.result) END,
+               status_details = jsonb_build_object('execution_id', e.stamp)
+                                || COALESCE(e.detail - 'wake_at' - 'race_winner', '{}'::jsonb),
+               updated_at = clock_timestamp()
+          FROM jsonb_to_recordset(p_events) AS e(node text, stamp text, status text, result text, json bool, detail jsonb)
+         WHERE n.instance_id = p_instance AND n.id = e.node
+           AND NOT (e.status = 'running' AND n.status IN ('completed', 'failed')
+                    AND n.status_details ->> 'execution_id' = e.stamp);
+    END IF;
+
+    IF p_instance_status = 'running' THEN
+        UPDATE df.instances SET status = 'running', updated_at = now()
+         WHERE id = p_instance AND status = 'pending';
+    ELSIF p_instance_status = 'completed' THEN
+        UPDATE df.instances SET status = 'completed', updated_at = now(), completed_at = now()
+         WHERE id = p_instance AND status IN ('pending', 'running');
+        UPDATE df._executions SET status = 'Completed', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        DELETE FROM df._work WHERE instance_id = p_instance;
+    ELSIF p_instance_status = 'failed' THEN
+        UPDATE df.instances SET status = 'failed', updated_at = now()
+         WHERE id = p_instance AND status IN ('pending', 'running');
+        UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        DELETE FROM df._work WHERE instance_id = p_instance;
+    ELSIF p_instance_status = 'continue' THEN
+        UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        v_exec := v_exec + 1;
+        INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
+        UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
+    ELSIF p_instance_status IS NOT NULL THEN
+        RAISE EXCEPTION 'pg_durable: unknown instance transition %', p_instance_status;
+    END IF;
+    RETURN v_exec;
+END
+$$;
