@@ -10,7 +10,8 @@
 --
 -- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?}], at most one
 -- event per (stamp, node) — the worker coalesces. p_instance_status: NULL (nodes only), 'running',
--- 'completed', 'failed' or 'continue' (root loop: close this execution, open the next).
+-- 'completed', 'failed' or 'continue:<g>' (root loop: close execution g, open g+1; if g+1 is
+-- already open, a retry after an ambiguous commit, nothing more happens).
 CREATE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
                            p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
     RETURNS pg_catalog.int4
@@ -70,12 +71,17 @@ BEGIN
         UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
          WHERE instance_id = p_instance AND execution_id = v_exec;
         DELETE FROM df._work WHERE instance_id = p_instance;
-    ELSIF p_instance_status = 'continue' THEN
-        UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
-         WHERE instance_id = p_instance AND execution_id = v_exec;
-        v_exec := v_exec + 1;
-        INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
-        UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
+    ELSIF p_instance_status LIKE 'continue:%' THEN
+        IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
+            UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
+             WHERE instance_id = p_instance AND execution_id = v_exec;
+            v_exec := v_exec + 1;
+            INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
+            UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
+        ELSIF v_exec <> split_part(p_instance_status, ':', 2)::int4 + 1 THEN
+            RAISE EXCEPTION 'pg_durable: instance % is at execution %, cannot continue execution %',
+                p_instance, v_exec, split_part(p_instance_status, ':', 2);
+        END IF;
     ELSIF p_instance_status IS NOT NULL THEN
         RAISE EXCEPTION 'pg_durable: unknown instance transition %', p_instance_status;
     END IF;
@@ -96,6 +102,13 @@ DECLARE
     v_payload text;
     v_result text;
 BEGIN
+    -- Idempotent: a call retried after an ambiguous commit gets the node's recorded result back
+    -- instead of consuming a second signal.
+    SELECT r.result INTO v_result FROM df._node_runs r
+     WHERE r.instance_id = p_instance AND r.stamp = p_stamp AND r.node_id = p_node AND r.status = 'completed';
+    IF FOUND THEN
+        RETURN v_result;
+    END IF;
     SELECT s.id, s.payload INTO v_id, v_payload FROM df._signals s
      WHERE s.instance_id = p_instance AND s.signal_name = p_name AND s.consumed_by IS NULL
      ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED;
@@ -112,7 +125,7 @@ BEGIN
     v_result := '{"signal_name":' || to_json(p_name)::text || ',"timed_out":false,"data":' || v_payload || '}';
     PERFORM df._commit(p_instance, p_token,
         jsonb_build_array(jsonb_build_object('node', p_node, 'stamp', p_stamp, 'status', 'completed', 'result', v_result, 'json', true)));
-    RETURN v_payload;
+    RETURN v_result;
 END
 $$;
 REVOKE EXECUTE ON FUNCTION df._take_signal(pg_catalog.text, pg_catalog.uuid, pg_catalog.text, pg_catalog.text, pg_catalog.text) FROM PUBLIC;

@@ -357,6 +357,7 @@ export class Interpreter {
           await client.query(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
           carried = { ...batch, transition };
         },
+        recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),
       });
     } finally {
       clearTimeout(stampTimer);
@@ -431,12 +432,13 @@ export class Interpreter {
     const rec = await this.started(node, scope, timeout ? { deadline: this.deps.clock.now() + timeout * 1000 } : undefined, true);
     const deadline = rec.detail?.deadline !== undefined ? Number(rec.detail.deadline) : null;
     for (;;) {
-      const payload = await this.deps.store.takeSignal(this.inst.id, this.inst.token, cfg.signal_name, node.id, scope.stamp).catch((err) => {
+      // df._take_signal completes the node in the same transaction and returns its result; a
+      // retried call (after an ambiguous commit) returns the recorded result instead of taking another.
+      const result = await this.deps.store.takeSignal(this.inst.id, this.inst.token, cfg.signal_name, node.id, scope.stamp).catch((err) => {
         if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
         throw err;
       });
-      if (payload !== null) {
-        const result = `{"signal_name":${JSON.stringify(cfg.signal_name)},"timed_out":false,"data":${payload}}`;
+      if (result !== null) {
         this.history.set(key(scope.stamp, node), { stamp: scope.stamp, nodeId: node.id, status: 'completed', result, detail: null });
         return this.remember(node, scope, ok(result));
       }
@@ -736,7 +738,8 @@ export class Interpreter {
       }
       await this.deps.clock.sleepUntil(startedAt + LOOP_FLOOR_MS, AbortSignal.any([this.signal, this.deps.drain]));
       const output = step.o.kind === 'ok' ? step.o.result : null;
-      await this.write([], 'continue', output);
+      // Names the execution it closes, so a retry after an ambiguous commit cannot open two.
+      await this.write([], `continue:${this.inst.executionId}` as InstanceTransition, output);
       this.inst.executionId += 1;
       this.history = new Map();
       this.deps.log.info({ instance: this.inst.id, execution: this.inst.executionId }, 'loop continues as new execution');

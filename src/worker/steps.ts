@@ -28,6 +28,17 @@ export type StepOutcome =
 
 export class LeaseLost extends Error {}
 
+/**
+ * The connection failed after the checkpoint was sent: the transaction may or may not have
+ * committed. Before running the step again, look for its checkpoint (written in that same
+ * transaction): if it is there, the step is done and must not run twice.
+ */
+class AmbiguousCommit extends Error {
+  constructor(readonly cause: unknown) {
+    super((cause as Error).message);
+  }
+}
+
 /** Every value as the text PostgreSQL sent: typemap.ts owns the conversion to JSON. */
 const RAW_TEXT = { getTypeParser: () => (value: string) => value };
 /** active_sql_transaction (VACUUM, CONCURRENTLY, ...) and invalid_transaction_termination (CALL that commits). */
@@ -59,6 +70,8 @@ export interface StepRequest {
   signal: AbortSignal;
   /** Writes the success checkpoint on the step's own connection, inside its transaction. */
   checkpoint(client: pg.ClientBase, json: string): Promise<void>;
+  /** The checkpointed result, if an earlier attempt's transaction did commit (else null). */
+  recorded(): Promise<string | null>;
 }
 
 export class StepRunner {
@@ -106,8 +119,21 @@ export class StepRunner {
       }
       throw new Aborted();
     }
+    let ambiguous = false;
     try {
-      return await withRetry(() => this.attempt(req), {
+      return await withRetry(async () => {
+        if (ambiguous) {
+          const done = await req.recorded();
+          if (done !== null) return { kind: 'ok', json: done, checkpointed: true } as StepOutcome;
+        }
+        try {
+          return await this.attempt(req);
+        } catch (err) {
+          if (!(err instanceof AmbiguousCommit)) throw err;
+          ambiguous = true;
+          throw err.cause;
+        }
+      }, {
         stop: () => req.signal.aborted,
         onRetry: (err, n) => this.log.warn({ err: (err as Error).message, attempt: n + 1 }, 'transient failure in SQL step, retrying'),
       });
@@ -160,12 +186,15 @@ export class StepRunner {
         await client.query('ROLLBACK').catch(() => { broken = true; });
         if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
         if (req.signal.aborted) throw new Aborted();
-        if (isTransient(err)) broken = true;
+        if (isTransient(err)) {
+          broken = true;
+          throw new AmbiguousCommit(err);
+        }
         throw err;
       }
       return { kind: 'ok', json, checkpointed: true };
     } catch (err) {
-      if (isTransient(err)) broken = true;
+      if (isTransient(err) || err instanceof AmbiguousCommit) broken = true;
       throw err;
     } finally {
       req.signal.removeEventListener('abort', onAbort);

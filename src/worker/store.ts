@@ -53,7 +53,8 @@ export interface NodeEvent {
   detail?: Record<string, unknown> | null;
 }
 
-export type InstanceTransition = 'running' | 'completed' | 'failed' | 'continue';
+/** `continue:<g>` closes root-loop execution g and opens g+1 (a no-op if g+1 is already open). */
+export type InstanceTransition = 'running' | 'completed' | 'failed' | `continue:${number}`;
 
 /**
  * Fully qualified: on a step connection this runs right after the user's statement, in the same
@@ -94,17 +95,21 @@ export class Store {
     await this.q('INSERT INTO df._worker_epoch (epoch_id) VALUES ($1::uuid) ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now()', [epoch]);
   }
 
-  /** Heartbeat and lease renewal in one round trip; re-registers if the row vanished (extension re-created). */
-  async heartbeat(epoch: string, leaseSeconds: number): Promise<number> {
+  /**
+   * Heartbeat and lease renewal in one round trip; re-registers if the row vanished (extension
+   * re-created). Only the leases of instances this worker is actually running are renewed, so an
+   * instance whose run ended abnormally is taken over when its lease expires.
+   */
+  async heartbeat(epoch: string, leaseSeconds: number, active: string[]): Promise<number> {
     const r = await this.q<{ renewed: number }>(
       `WITH hb AS (
          INSERT INTO df._worker_epoch (epoch_id) VALUES ($1::uuid)
          ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now() RETURNING 1)
        , renew AS (
          UPDATE df._work SET lease_until = clock_timestamp() + make_interval(secs => $2::int)
-          WHERE lease_owner = $1::uuid RETURNING 1)
+          WHERE lease_owner = $1::uuid AND instance_id = ANY($3::text[]) RETURNING 1)
        SELECT (SELECT count(*) FROM renew)::int AS renewed, (SELECT count(*) FROM hb)::int AS beat`,
-      [epoch, leaseSeconds],
+      [epoch, leaseSeconds, active],
     );
     return r.rows[0].renewed;
   }
@@ -187,12 +192,34 @@ export class Store {
     return r.rows[0].execution_id;
   }
 
-  /** Consumes a buffered signal and completes the SIGNAL node in one transaction; null if none waits. */
+  /**
+   * Consumes a buffered signal and completes the SIGNAL node in one transaction, returning the
+   * node's result; null if no signal waits. Idempotent: a completed node returns its result.
+   */
   async takeSignal(instanceId: string, token: string, name: string, nodeId: string, stamp: string): Promise<string | null> {
-    const r = await this.q<{ payload: string | null }>('SELECT df._take_signal($1::text, $2::uuid, $3::text, $4::text, $5::text) AS payload', [
+    const r = await this.q<{ result: string | null }>('SELECT df._take_signal($1::text, $2::uuid, $3::text, $4::text, $5::text) AS result', [
       instanceId, token, name, nodeId, stamp,
     ]);
-    return r.rows[0].payload;
+    return r.rows[0].result;
+  }
+
+  /** A node run's completed result, or null: how a step learns that its ambiguous commit happened. */
+  async completedResult(instanceId: string, stamp: string, nodeId: string): Promise<string | null> {
+    const r = await this.q<{ result: string | null }>(
+      "SELECT result FROM df._node_runs WHERE instance_id = $1::text AND stamp = $2::text AND node_id = $3::text AND status = 'completed'",
+      [instanceId, stamp, nodeId],
+    );
+    return r.rowCount === 0 ? null : (r.rows[0].result ?? 'null');
+  }
+
+  /** Gives up an instance this worker cannot run right now; it becomes due again after `delaySeconds`. */
+  async releaseLater(epoch: string, instanceId: string, delaySeconds: number): Promise<void> {
+    await this.q(
+      `UPDATE df._work SET lease_owner = NULL, lease_token = NULL, lease_until = NULL,
+              due_at = clock_timestamp() + make_interval(secs => $3::int)
+        WHERE lease_owner = $1::uuid AND instance_id = $2::text`,
+      [epoch, instanceId, delaySeconds],
+    );
   }
 
   async superuserInstancesEnabled(): Promise<boolean> {

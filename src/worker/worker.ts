@@ -116,7 +116,7 @@ export class Worker {
 
   private async heartbeat(): Promise<void> {
     try {
-      await this.store.heartbeat(this.epoch, this.config.leaseSeconds);
+      await this.store.heartbeat(this.epoch, this.config.leaseSeconds, [...this.active.keys()]);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
     }
@@ -174,8 +174,11 @@ export class Worker {
       defaultDatabase: databaseOf(this.config.databaseUrl),
       superuserAllowed: () => this.superuserAllowed(),
     }, (s) => { entry.state = s; })
-      .catch((err) => {
-        this.log.error({ instance: claim.instanceId, err: (err as Error).message }, 'instance run failed unexpectedly; it will be retried when its lease expires');
+      .catch(async (err) => {
+        this.log.error({ instance: claim.instanceId, err: (err as Error).message }, 'instance run failed unexpectedly; retrying it in 5 s');
+        // Hand the lease back (after a pause, so a persistent fault does not spin); if even that
+        // fails, the heartbeat no longer renews it and another worker takes over at expiry.
+        await this.store.releaseLater(this.epoch, claim.instanceId, 5).catch(() => undefined);
       })
       .finally(() => {
         this.active.delete(claim.instanceId);

@@ -194,7 +194,7 @@ ALTER TABLE df._signals ADD CONSTRAINT signals_name_size_chk
 ALTER TABLE df._signals ADD CONSTRAINT signals_payload_size_chk
     CHECK (pg_catalog.octet_length(payload) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;
 
--- df._commit: a late 'running' stamp (written concurrently with a slow step) never undoes an outcome.
+-- df._commit: a late 'running' stamp never undoes an outcome; 'continue:<g>' is idempotent.
 CREATE OR REPLACE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
                            p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
     RETURNS pg_catalog.int4
@@ -254,15 +254,58 @@ BEGIN
         UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
          WHERE instance_id = p_instance AND execution_id = v_exec;
         DELETE FROM df._work WHERE instance_id = p_instance;
-    ELSIF p_instance_status = 'continue' THEN
-        UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
-         WHERE instance_id = p_instance AND execution_id = v_exec;
-        v_exec := v_exec + 1;
-        INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
-        UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
+    ELSIF p_instance_status LIKE 'continue:%' THEN
+        IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
+            UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
+             WHERE instance_id = p_instance AND execution_id = v_exec;
+            v_exec := v_exec + 1;
+            INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
+            UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
+        ELSIF v_exec <> split_part(p_instance_status, ':', 2)::int4 + 1 THEN
+            RAISE EXCEPTION 'pg_durable: instance % is at execution %, cannot continue execution %',
+                p_instance, v_exec, split_part(p_instance_status, ':', 2);
+        END IF;
     ELSIF p_instance_status IS NOT NULL THEN
         RAISE EXCEPTION 'pg_durable: unknown instance transition %', p_instance_status;
     END IF;
     RETURN v_exec;
+END
+$$;
+
+-- df._take_signal: idempotent, returns the SIGNAL node's result.
+CREATE OR REPLACE FUNCTION df._take_signal(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_name pg_catalog.text,
+                                p_node pg_catalog.text, p_stamp pg_catalog.text)
+    RETURNS pg_catalog.text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_id int8;
+    v_payload text;
+    v_result text;
+BEGIN
+    -- Idempotent: a call retried after an ambiguous commit gets the node's recorded result back
+    -- instead of consuming a second signal.
+    SELECT r.result INTO v_result FROM df._node_runs r
+     WHERE r.instance_id = p_instance AND r.stamp = p_stamp AND r.node_id = p_node AND r.status = 'completed';
+    IF FOUND THEN
+        RETURN v_result;
+    END IF;
+    SELECT s.id, s.payload INTO v_id, v_payload FROM df._signals s
+     WHERE s.instance_id = p_instance AND s.signal_name = p_name AND s.consumed_by IS NULL
+     ORDER BY s.id LIMIT 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    UPDATE df._signals SET consumed_by = p_stamp || '/' || p_node WHERE id = v_id;
+    -- df.signal stores JSON, but a row inserted directly may not be: deliver that as a JSON string.
+    BEGIN
+        PERFORM v_payload::jsonb;
+    EXCEPTION WHEN data_exception OR program_limit_exceeded THEN
+        v_payload := to_jsonb(v_payload)::text;
+    END;
+    v_result := '{"signal_name":' || to_json(p_name)::text || ',"timed_out":false,"data":' || v_payload || '}';
+    PERFORM df._commit(p_instance, p_token,
+        jsonb_build_array(jsonb_build_object('node', p_node, 'stamp', p_stamp, 'status', 'completed', 'result', v_result, 'json', true)));
+    RETURN v_result;
 END
 $$;
