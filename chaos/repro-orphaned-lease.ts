@@ -43,7 +43,7 @@ try {
     'SELECT i.status, w.lease_owner::text, extract(epoch FROM w.lease_until - clock_timestamp())::float8 AS lease_left_s FROM df.instances i LEFT JOIN df._work w ON w.instance_id = i.id WHERE i.id = $1',
     [id],
   )).rows[0];
-  const failedUnexpectedly = pool.stats.messages.get('instance run failed unexpectedly; it will be retried when its lease expires') ?? 0;
+  const failedUnexpectedly = pool.stats.messages.get('instance run failed unexpectedly; retrying it in 5 s') ?? 0;
   console.log(`instance ${id} after 20 s: ${JSON.stringify(st)}; worker logged "failed unexpectedly" ${failedUnexpectedly} time(s)`);
   if (st.status !== 'completed' && st.lease_owner && (st.lease_left_s ?? 0) > 0) {
     console.log('REPRODUCED: stuck with a lease the live worker keeps renewing; killing the worker lets another one finish it:');
