@@ -14,10 +14,6 @@ const COMMANDS: Record<string, Command> = {
   watch: { summary: "redraw an instance's live tree until it ends", load: () => import('./watch') },
 };
 
-export function registerCommand(name: string, command: Command): void {
-  COMMANDS[name] = command;
-}
-
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   const lines = Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(width)}  ${c.summary}`);

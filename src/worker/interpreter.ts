@@ -50,7 +50,6 @@ export interface Deps {
   log: Logger;
   hub: SignalHub;
   egress: EgressPolicy;
-  pollIntervalMs: number;
   /** Fires on graceful shutdown: waits stop at once, in-flight SQL steps may finish. */
   drain: AbortSignal;
   /** --max-result-bytes: also bounds what composites assemble (a JOIN's array). */

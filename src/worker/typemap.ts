@@ -299,7 +299,7 @@ export function resultJson(
   });
 
   if (rows.length > 0) {
-    fields.forEach((f, i) => {
+    fields.forEach((f) => {
       if (!SUPPORTED_TYPE_OIDS.has(f.dataTypeID)) {
         throw new DfError(
           `Unsupported column type '${displayTypeName(f.dataTypeID, typeName)}' for column '${f.name}'. Supported types: ${SUPPORTED_LIST}.`,

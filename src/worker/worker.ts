@@ -57,7 +57,7 @@ export class Worker {
       maxRetries: config.httpMaxRetries,
       maxResponseBytes: config.maxResultBytes,
     };
-    this.deps = { store: this.store, steps: this.steps, clock, log, hub: this.hub, egress, pollIntervalMs: config.pollIntervalMs, drain: this.drain.signal, maxResultBytes: config.maxResultBytes };
+    this.deps = { store: this.store, steps: this.steps, clock, log, hub: this.hub, egress, drain: this.drain.signal, maxResultBytes: config.maxResultBytes };
   }
 
   async start(): Promise<void> {
