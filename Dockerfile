@@ -1,23 +1,36 @@
-# pg_durable on PostgreSQL 17 with plv8 built from its release sources.
+# pg_durable on PostgreSQL 17 with plv8 built from its release tag's sources.
 #   docker build -t pg-durable .          (the plv8/V8 build takes a while the first time)
 #   docker compose up -d --wait           (see README: quick start)
 ARG PG_MAJOR=17
 ARG PLV8_VERSION=3.2.3
 ARG NODE_MAJOR=20
 
-# ---- plv8, built from its release tarball (it downloads and builds V8 itself) ----------------
+# ---- plv8, built from a git clone of its release tag (the way plv8's own images are built) -----
+# plv8's Makefile fetches V8 (the deps/v8-cmake submodule) with `git submodule update`, which works
+# only inside a git clone: a release tarball's deps/v8-cmake is empty, so building one fails.
+# Version: 3.2.3 is the first plv8 release that compiles against PostgreSQL 17 (3.2.2 and older use
+# tuplestore_donestoring, which PostgreSQL 17 removed).
+# Packages: those in plv8's docs/BUILDING.md and its bookworm Dockerfile, plus python3 (V8's CMake
+# build requires a Python 3 interpreter; plv8's image gets it as a recommended package of clang,
+# which --no-install-recommends skips) and ca-certificates (for the HTTPS clones).
+# Not chosen: the prebuilt postgresql-<major>-plv8 Debian packages from Pigsty's repository would
+# skip the long V8 build, but the image would then trust a third-party apt repository and its key
+# for the engine every workflow runs in, with a plv8 version set by that repository, not by us.
 FROM postgres:${PG_MAJOR}-bookworm AS plv8
 ARG PG_MAJOR
 ARG PLV8_VERSION
+ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      build-essential ca-certificates cmake curl git pkg-config python3 \
-      libtinfo5 libstdc++-12-dev libglib2.0-dev postgresql-server-dev-${PG_MAJOR} \
+      binutils build-essential ca-certificates clang cmake git libstdc++-12-dev libtinfo5 \
+      pkg-config python3 postgresql-server-dev-${PG_MAJOR} \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
-RUN curl -fsSL "https://github.com/plv8/plv8/archive/refs/tags/v${PLV8_VERSION}.tar.gz" | tar xz \
- && cd "plv8-${PLV8_VERSION}" \
- && make -j"$(nproc)" \
+# `make` clones V8 (git submodule update) and builds it with one job per CPU (the Makefile passes
+# -j <cpus> to V8's build itself), then plv8; `make install` with DESTDIR stages the files in /out.
+RUN git clone --depth 1 --branch "v${PLV8_VERSION}" https://github.com/plv8/plv8.git plv8 \
+ && cd plv8 \
+ && make \
  && make install DESTDIR=/out \
  && find /out -name '*.so' -exec strip --strip-unneeded {} +
 

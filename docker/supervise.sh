@@ -20,19 +20,28 @@ docker-entrypoint.sh "$@" &
 pg_pid=$!
 worker_pid=
 stop() {
-  [ -n "$worker_pid" ] && kill -TERM "$worker_pid" 2>/dev/null && wait "$worker_pid" || true
+  if [ -n "$worker_pid" ] && kill -TERM "$worker_pid" 2>/dev/null; then
+    wait "$worker_pid" || true
+  fi
   kill -TERM "$pg_pid" 2>/dev/null || true
   wait "$pg_pid"
 }
 trap stop TERM INT
 
 (
+  # A TERM to this subshell must reach the worker (bash would only act on it after its foreground
+  # child exits): run the worker in the background and forward the signal, so it drains and exits.
+  child=
+  trap 'if [ -n "$child" ]; then kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; fi; exit 0' TERM INT
   # Wait for the final server (not the temporary one the entrypoint runs init scripts on): the init
   # script leaves a marker once pg_durable is installed.
   until [ -f "$PGDATA/pg_durable.initialized" ] && pg_isready -h "$socket" -q; do sleep 0.5; done
   while kill -0 "$pg_pid" 2>/dev/null; do
     gosu postgres node /opt/pg_durable/dist/cli.js worker \
-      --database-url "postgresql://pg_durable_worker@/${db}?host=${socket}" || true
+      --database-url "postgresql://pg_durable_worker@/${db}?host=${socket}" &
+    child=$!
+    wait "$child" || true
+    child=
     sleep 1
   done
 ) &
