@@ -65,7 +65,8 @@ export interface Env {
  * pg_durable, and a LOGIN tenant with df.grant_usage and CREATE on public.
  */
 export async function setupEnv(opts: { settings?: Record<string, string | number>; db?: string; tenant?: string } = {}): Promise<Env> {
-  const cluster = await startCluster({ settings: { synchronous_commit: 'on', ...opts.settings } });
+  // cleanup: 'exit' — a runner that throws or exits early does not leave the server behind.
+  const cluster = await startCluster({ settings: { synchronous_commit: 'on', ...opts.settings }, cleanup: 'exit' });
   const db = opts.db ?? 'chaos';
   const tenant = opts.tenant ?? 'chaos_tenant';
   try {

@@ -130,7 +130,9 @@ export async function run(args: string[]): Promise<number> {
   }
   console.log(BOLD(`pg_durable ${packageVersion()} demo`));
   console.log('Starting a throwaway PostgreSQL cluster ...');
-  const cluster = await startCluster();
+  // Ctrl-C (or a SIGTERM) mid-tour must not leave the throwaway server running: stop it, remove
+  // its directory and exit 130/143. The same happens if the process exits any other way.
+  const cluster = await startCluster({ cleanup: 'signals' });
   console.log(
     cluster.flavor === 'plv8'
       ? 'This server has plv8: installing the real pg_durable extension.'

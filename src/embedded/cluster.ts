@@ -22,6 +22,13 @@ export interface ClusterOptions {
   /** Force a flavor instead of auto-detecting plv8. */
   flavor?: Flavor;
   log?: (line: string) => void;
+  /**
+   * Clean up if this process ends before stop() runs: 'exit' stops the server (`pg_ctl stop -m
+   * immediate`) and removes its directory from a process 'exit' handler (normal end, process.exit,
+   * an uncaught exception); 'signals' also does it on SIGINT/SIGTERM, then exits with 130/143
+   * (the demo). Default: neither.
+   */
+  cleanup?: 'exit' | 'signals';
 }
 
 export interface Cluster {
@@ -35,7 +42,41 @@ export interface Cluster {
   /** A database with CREATE EXTENSION pg_durable done (created on first use). */
   createDatabase(name: string): Promise<void>;
   restart(mode?: 'fast' | 'immediate'): void;
+  /** Immediate stop and removal of the directory; idempotent. */
   stop(): void;
+}
+
+/**
+ * Runs `cleanup` once when this process ends: from an 'exit' handler (so it must be synchronous)
+ * and, with `signals`, on SIGINT/SIGTERM, after which the process exits with 130/143 as if killed
+ * by the signal. Returns a function that unregisters it (call it once cleaned up another way).
+ */
+export function cleanupOnExit(cleanup: () => void, opts: { signals?: boolean } = {}): () => void {
+  let done = false;
+  const run = () => {
+    if (done) return;
+    done = true;
+    try {
+      cleanup();
+    } catch {
+      // best effort: the process is ending
+    }
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    run();
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.once('exit', run);
+  if (opts.signals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  return () => {
+    done = true;
+    process.off('exit', run);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
 }
 
 const ROOT = packageRoot();
@@ -86,13 +127,79 @@ function ownerIds(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-function serverHasPlv8(bindir: string): boolean {
-  const sharedir = pgConfig('--sharedir');
-  return existsSync(join(sharedir, 'extension', 'plv8.control')) && existsSync(bindir);
+/**
+ * A plv8 staged outside the server's directories (`make install DESTDIR=<prefix>`), named by
+ * PG_DURABLE_PLV8_DESTDIR: the cluster copies its files into its own extension_destdir.
+ */
+function stagedPlv8(): string | null {
+  const prefix = process.env.PG_DURABLE_PLV8_DESTDIR;
+  if (!prefix) return null;
+  if (!existsSync(join(prefix, pgConfig('--sharedir'), 'extension', 'plv8.control'))) {
+    throw new Error(`PG_DURABLE_PLV8_DESTDIR=${prefix} has no ${join(pgConfig('--sharedir'), 'extension', 'plv8.control')}`);
+  }
+  return prefix;
 }
 
+function serverHasPlv8(): boolean {
+  return existsSync(join(pgConfig('--sharedir'), 'extension', 'plv8.control')) || stagedPlv8() !== null;
+}
+
+/**
+ * PG_DURABLE_FLAVOR forces a flavor (`plv8` or `host`), so a machine with plv8 can run the suite
+ * both ways; unset, plv8 is used where the server has it.
+ */
+export function chooseFlavor(forced?: Flavor): Flavor {
+  const env = (process.env.PG_DURABLE_FLAVOR ?? '').trim().toLowerCase();
+  const wanted: Flavor | undefined = forced ?? (env === '' ? undefined : env === 'plv8' ? 'plv8' : env === 'host' || env === 'plv8-host' ? 'plv8-host' : undefined);
+  if (env !== '' && wanted === undefined) throw new Error(`PG_DURABLE_FLAVOR=${env}: expected 'plv8' or 'host'`);
+  if (wanted === 'plv8' && !serverHasPlv8()) {
+    throw new Error('PG_DURABLE_FLAVOR=plv8 but this server has no plv8 (install it, or set PG_DURABLE_PLV8_DESTDIR to a staged install)');
+  }
+  return wanted ?? (serverHasPlv8() ? 'plv8' : 'plv8-host');
+}
+
+/** Copies a staged plv8 (extension files and library) into the cluster's extension_destdir. */
+function installStagedPlv8(prefix: string, destdir: string): void {
+  for (const dir of [join(pgConfig('--sharedir'), 'extension'), pgConfig('--pkglibdir')]) {
+    const from = join(prefix, dir);
+    if (!existsSync(from)) continue;
+    mkdirSync(join(destdir, dir), { recursive: true });
+    for (const name of readdirSync(from)) {
+      if (name.startsWith('plv8')) cpSync(join(from, name), join(destdir, dir, name), { recursive: true });
+    }
+  }
+}
+
+/**
+ * Compiles the host's error raiser (src/host/raise.c, shipped as dist/host-ext/raise.c) into `dir`.
+ * It needs a C compiler and PostgreSQL's server headers (Debian: postgresql-server-dev-15); without
+ * them the host still works, but errors carry the host wrapper's context instead of plv8's.
+ */
+function compileHostRaise(hostExt: string, dir: string, log: (line: string) => void): string | null {
+  const out = join(dir, 'pgd_host_raise.so');
+  let include: string;
+  try {
+    include = pgConfig('--includedir-server');
+  } catch {
+    include = '';
+  }
+  const cc = spawnSync(process.env.CC ?? 'cc', ['-O2', '-fPIC', '-shared', `-I${include}`, join(hostExt, 'raise.c'), '-o', out], { encoding: 'utf8' });
+  if (cc.status === 0) return out;
+  log(
+    'pg_durable plv8 host: could not compile raise.c (needs cc and PostgreSQL server headers: apt-get install postgresql-server-dev-15); ' +
+      `errors will not carry plv8's CONTEXT line. ${String(cc.stderr || cc.error || '').split('\n')[0]}`,
+  );
+  return null;
+}
+
+/** Without the compiled raiser: a PL/pgSQL stand-in (same message and SQLSTATE, no CONTEXT). */
+const RAISE_FALLBACK =
+  'CREATE OR REPLACE FUNCTION df._host_raise(m text, c text, d text, h text, x text) RETURNS text LANGUAGE plpgsql AS ' +
+  "$f$ BEGIN RAISE EXCEPTION USING MESSAGE = m, ERRCODE = c, DETAIL = COALESCE(d, ''), HINT = COALESCE(h, ''); END $f$;";
+
 /** Copies the plv8-host variant, pointing its PL/Python bridge at this installation's files. */
-function installHostExtension(hostExt: string, extDir: string): void {
+function installHostExtension(hostExt: string, extDir: string, raiseSo: string | null): void {
+  const raiseC = /^CREATE OR REPLACE FUNCTION df\._host_raise\(.*LANGUAGE c AS '@HOST_RAISE@'.*$/m;
   for (const name of readdirSync(hostExt)) {
     let text = readFileSync(join(hostExt, name), 'utf8');
     if (name.endsWith('.sql')) {
@@ -100,6 +207,7 @@ function installHostExtension(hostExt: string, extDir: string): void {
         .split('@NODE@').join(process.execPath)
         .split('@HOST_JS@').join(join(ROOT, 'dist/plv8-host.cjs'))
         .split('@HOST_EXT@').join(hostExt);
+      text = raiseSo === null ? text.replace(raiseC, () => RAISE_FALLBACK) : text.split('@HOST_RAISE@').join(raiseSo);
     }
     writeFileSync(join(extDir, name), text);
   }
@@ -109,7 +217,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const bindir = process.env.PG_BINDIR ?? pgConfig('--bindir');
   const sharedir = pgConfig('--sharedir');
   const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-  const flavor: Flavor = options.flavor ?? (serverHasPlv8(bindir) ? 'plv8' : 'plv8-host');
+  const flavor: Flavor = chooseFlavor(options.flavor);
   const hostExt = join(ROOT, 'dist/host-ext');
   if (flavor === 'plv8-host' && !existsSync(join(hostExt, 'pg_durable.control'))) {
     throw new Error('dist/host-ext is missing: run `npm run build` first');
@@ -118,13 +226,27 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const dir = mkdtempSync(join(tmpdir(), 'pg-durable-'));
   chmodSync(dir, 0o755);
   const data = join(dir, 'data');
+  const pgCtl = (args: string[]) => runAsOwner(join(bindir, 'pg_ctl'), ['-D', data, ...args], asRoot);
+  let stopped = false;
+  const stop = () => {
+    if (stopped) return;
+    stopped = true;
+    unregister();
+    if (existsSync(join(data, 'postmaster.pid'))) pgCtl(['-w', '-m', 'immediate', 'stop']);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const unregister = options.cleanup ? cleanupOnExit(stop, { signals: options.cleanup === 'signals' }) : () => undefined;
   const socketDir = join(dir, 'sock');
   const destdir = join(dir, 'ext');
   const extDir = join(destdir, sharedir, 'extension');
   mkdirSync(socketDir);
   mkdirSync(extDir, { recursive: true });
-  if (flavor === 'plv8') cpSync(join(ROOT, 'extension'), extDir, { recursive: true });
-  else installHostExtension(hostExt, extDir);
+  if (flavor === 'plv8') {
+    cpSync(join(ROOT, 'extension'), extDir, { recursive: true });
+    const staged = stagedPlv8();
+    if (staged) installStagedPlv8(staged, destdir);
+  }
+  else installHostExtension(hostExt, extDir, compileHostRaise(hostExt, dir, options.log ?? ((line) => console.warn(line))));
   if (asRoot) {
     const { uid, gid } = ownerIds();
     chownTree(dir, uid, gid);
@@ -153,7 +275,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     chownSync(join(data, 'postgresql.auto.conf'), uid, gid);
   }
 
-  const pgCtl = (args: string[]) => runAsOwner(join(bindir, 'pg_ctl'), ['-D', data, ...args], asRoot);
   const logFile = join(dir, 'server.log');
   const start = () => check(pgCtl(['-w', '-t', '60', '-l', logFile, 'start']), `starting PostgreSQL (see ${logFile})`);
   start();
@@ -183,10 +304,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       check(pgCtl(['-w', '-m', mode, 'stop']), 'stopping PostgreSQL');
       start();
     },
-    stop() {
-      pgCtl(['-w', '-m', 'immediate', 'stop']);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop,
   };
   return cluster;
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { NodeRow } from '../core/flatten';
-import { withRetry } from './transient';
+import { isTransient, missingSetup, withRetry } from './transient';
 
 export interface Claim {
   instanceId: string;
@@ -64,10 +64,27 @@ export type InstanceTransition = 'running' | 'completed' | 'failed' | `continue:
 export const COMMIT_SQL =
   'SELECT df._commit($1::pg_catalog.text, $2::pg_catalog.uuid, $3::pg_catalog.jsonb, $4::pg_catalog.text, $5::pg_catalog.text) AS execution_id';
 
+/**
+ * Whether the worker's database is ready for it: `ready` (pg_durable installed; `extension` is its
+ * pg_extension oid, which changes when the extension is dropped and created again, or null when
+ * the schema was installed without CREATE EXTENSION), or what it waits for.
+ */
+export type Readiness =
+  | { state: 'ready'; extension: string | null; version: string | null }
+  | { state: 'no-server' | 'no-database' | 'no-extension' | 'error'; detail: string };
+
+/** Explicit: pg_durable's own tables, and the extension row (identity + version) when there is one. */
+const PROBE_SQL = `SELECT pg_catalog.to_regclass('df._worker_epoch') IS NOT NULL AND pg_catalog.to_regclass('df._work') IS NOT NULL AS tables,
+       (SELECT oid::text FROM pg_catalog.pg_extension WHERE extname = 'pg_durable') AS extension,
+       (SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_durable') AS version`;
+
+/** Connecting and probing give up after this long (an unreachable host), then the next probe tries again. */
+const PROBE_TIMEOUT_MS = 10_000;
+
 export class Store {
   readonly pool: pg.Pool;
 
-  constructor(url: string, max: number, private readonly stopping: () => boolean) {
+  constructor(private readonly url: string, max: number, private readonly stopping: () => boolean) {
     this.pool = new pg.Pool({ connectionString: url, max, application_name: 'pg_durable:worker:management' });
     // An idle client dying (server restart) must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
@@ -91,27 +108,64 @@ export class Store {
     return withRetry(() => this.pool.query<T>(config), { stop: this.stopping });
   }
 
+  /**
+   * Is the database there, reachable, with pg_durable installed? One short-lived connection of its
+   * own (closed before returning, also when `signal` aborts), never the pool: probing a database
+   * that does not exist must leave nothing behind, and the pool's prepared statements stay valid.
+   */
+  async probe(signal?: AbortSignal): Promise<Readiness> {
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: 'pg_durable:worker:probe',
+      connectionTimeoutMillis: PROBE_TIMEOUT_MS,
+      query_timeout: PROBE_TIMEOUT_MS,
+    });
+    client.on('error', () => undefined);
+    const abort = () => void client.end().catch(() => undefined);
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      if (signal?.aborted) return { state: 'error', detail: 'stopped' };
+      await client.connect();
+      const r = await client.query<{ tables: boolean; extension: string | null; version: string | null }>(PROBE_SQL);
+      const row = r.rows[0];
+      if (!row.tables) return { state: 'no-extension', detail: row.extension ? 'pg_durable tables missing' : 'pg_durable not installed' };
+      return { state: 'ready', extension: row.extension, version: row.version };
+    } catch (err) {
+      const detail = (err as Error).message;
+      const missing = missingSetup(err);
+      if (missing === 'database') return { state: 'no-database', detail };
+      if (missing === 'extension') return { state: 'no-extension', detail };
+      if (isTransient(err) || signal?.aborted || /timeout/i.test(detail)) return { state: 'no-server', detail };
+      return { state: 'error', detail };
+    } finally {
+      signal?.removeEventListener('abort', abort);
+      await client.end().catch(() => undefined);
+    }
+  }
+
   async registerEpoch(epoch: string): Promise<void> {
     await this.q('INSERT INTO df._worker_epoch (epoch_id) VALUES ($1::uuid) ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now()', [epoch]);
   }
 
   /**
-   * Heartbeat and lease renewal in one round trip; re-registers if the row vanished (extension
-   * re-created). Only the leases of instances this worker is actually running are renewed, so an
-   * instance whose run ended abnormally is taken over when its lease expires.
+   * Heartbeat and lease renewal in one round trip; re-registers if the row vanished. Only the
+   * leases of instances this worker is actually running are renewed, so an instance whose run ended
+   * abnormally is taken over when its lease expires. Also returns the pg_durable extension's oid:
+   * a different one than at registration means the extension was dropped and created again.
    */
-  async heartbeat(epoch: string, leaseSeconds: number, active: string[]): Promise<number> {
-    const r = await this.q<{ renewed: number }>(
+  async heartbeat(epoch: string, leaseSeconds: number, active: string[]): Promise<{ renewed: number; extension: string | null }> {
+    const r = await this.q<{ renewed: number; extension: string | null }>(
       `WITH hb AS (
          INSERT INTO df._worker_epoch (epoch_id) VALUES ($1::uuid)
          ON CONFLICT (epoch_id) DO UPDATE SET last_seen_at = now() RETURNING 1)
        , renew AS (
          UPDATE df._work SET lease_until = clock_timestamp() + make_interval(secs => $2::int)
           WHERE lease_owner = $1::uuid AND instance_id = ANY($3::text[]) RETURNING 1)
-       SELECT (SELECT count(*) FROM renew)::int AS renewed, (SELECT count(*) FROM hb)::int AS beat`,
+       SELECT (SELECT count(*) FROM renew)::int AS renewed, (SELECT count(*) FROM hb)::int AS beat,
+              (SELECT oid::text FROM pg_catalog.pg_extension WHERE extname = 'pg_durable') AS extension`,
       [epoch, leaseSeconds, active],
     );
-    return r.rows[0].renewed;
+    return { renewed: r.rows[0].renewed, extension: r.rows[0].extension };
   }
 
   async claim(epoch: string, limit: number, leaseSeconds: number): Promise<Claim[]> {

@@ -47,3 +47,17 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: { attempts?: numb
     }
   }
 }
+
+/**
+ * What a PostgreSQL error says is missing from the worker's database: the database itself
+ * (3D000, e.g. dropped or not created yet) or pg_durable (its schema, a table, a function or a
+ * type: 3F000, 42P01, 42883, 42704 — `DROP EXTENSION pg_durable` under a running worker). Null for
+ * anything else. A hint only: the worker confirms with an explicit probe (Store.probe) before it
+ * acts on it.
+ */
+export function missingSetup(err: unknown): 'database' | 'extension' | null {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (code === '3D000') return 'database';
+  if (code === '3F000' || code === '42P01' || code === '42883' || code === '42704') return 'extension';
+  return null;
+}

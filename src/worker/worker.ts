@@ -3,6 +3,13 @@
  * concurrently, heartbeats (df._worker_epoch + lease renewal), wakes on NOTIFY pg_durable with
  * polling as a fallback, survives PostgreSQL restarts by reconnecting with backoff, and shuts down
  * gracefully: stop claiming, let in-flight steps finish up to a deadline, hand leases back.
+ *
+ * It may start before its database or pg_durable exists (compose, systemd, a fresh `make
+ * installcheck` database): it probes, logs once what it waits for, and starts working when
+ * `CREATE EXTENSION pg_durable` has run. A working period is a session (one epoch row, one LISTEN
+ * connection, one heartbeat, one claim loop). If pg_durable or the database disappears underneath
+ * it (DROP EXTENSION, DROP DATABASE) the session ends, in-memory instances are dropped (their rows
+ * went with the extension) and the worker waits again; a re-created extension gets a new session.
  */
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -14,11 +21,13 @@ import type { Deps, InstanceState } from './interpreter';
 import type { Logger } from './log';
 import { SignalHub } from './signals';
 import { StepRunner } from './steps';
-import { Store } from './store';
-import { backoffMs, sleep } from './transient';
+import { Store, type Readiness } from './store';
+import { backoffMs, isTransient, missingSetup } from './transient';
 
 /** Claims per round trip; a full batch means "look again at once". */
 const CLAIM_BATCH = 50;
+/** How long dropped instances (pg_durable gone) may take to stop before the worker moves on. */
+const DROP_WAIT_MS = 30_000;
 
 interface Active {
   controller: AbortController;
@@ -26,20 +35,57 @@ interface Active {
   state: InstanceState | null;
 }
 
+type Ready = Extract<Readiness, { state: 'ready' }>;
+/** Why a session ended other than by shutdown. */
+type Lost = Exclude<Readiness, Ready> | { state: 'recreated'; detail: string };
+
+/** One working period: registered epoch, LISTEN connection, heartbeat, claim loop. */
+interface Session {
+  epoch: string;
+  /** pg_durable's pg_extension oid when the session started (null: installed without CREATE EXTENSION). */
+  extension: string | null;
+  /** Aborted when the session ends: shutdown, or pg_durable / the database went away. */
+  end: AbortController;
+  lost: Lost | null;
+  listener: pg.Client | null;
+  heartbeat: NodeJS.Timeout | null;
+  loop: Promise<void> | null;
+  checking: boolean;
+}
+
+/** Resolves after `ms`, or at once when one of the signals aborts. */
+function pause(ms: number, signals: AbortSignal[]): Promise<void> {
+  return new Promise((resolve) => {
+    if (signals.some((s) => s.aborted)) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      for (const s of signals) s.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    for (const s of signals) s.addEventListener('abort', done, { once: true });
+  });
+}
+
 export class Worker {
-  readonly epoch = randomUUID();
   private readonly store: Store;
   private readonly steps: StepRunner;
   private readonly hub = new SignalHub();
   private readonly active = new Map<string, Active>();
   private readonly deps: Deps;
-  private listener: pg.Client | null = null;
+  private readonly database: string;
+  private session: Session | null = null;
   private stopping = false;
+  private stopped: Promise<void> | null = null;
+  private graceSeconds: number;
   private wake: (() => void) | null = null;
-  private heartbeatTimer: NodeJS.Timeout | null = null;
-  private loop: Promise<void> | null = null;
+  private main: Promise<void> | null = null;
   private superuserCache: { at: number; value: boolean } | null = null;
   private readonly drain = new AbortController();
+  /** Aborted by stop(): ends waiting, probing and pauses at once. */
+  private readonly halt = new AbortController();
+  private readonly ready: Promise<void>;
+  private markReady!: () => void;
 
   constructor(
     private readonly config: WorkerConfig,
@@ -49,10 +95,16 @@ export class Worker {
   ) {
     this.store = new Store(config.databaseUrl, 10, () => this.stopping);
     this.steps = new StepRunner(config, this.store, log);
+    this.database = databaseOf(config.databaseUrl);
+    this.graceSeconds = config.shutdownGraceSeconds;
+    this.ready = new Promise((resolve) => {
+      this.markReady = resolve;
+    });
     const egress = {
       ...defaultEgressPolicy(version),
       allowLoopback: config.httpAllowLoopback,
       allowPrivate: config.httpAllowPrivate,
+      allowIpLiterals: config.httpAllowIpLiterals,
       allowedHosts: config.httpAllowedHosts,
       maxRetries: config.httpMaxRetries,
       maxResponseBytes: config.maxResultBytes,
@@ -60,35 +112,223 @@ export class Worker {
     this.deps = { store: this.store, steps: this.steps, clock, log, hub: this.hub, egress, drain: this.drain.signal, maxResultBytes: config.maxResultBytes };
   }
 
-  async start(): Promise<void> {
-    await this.store.registerEpoch(this.epoch);
-    await this.steps.loadTypeNames();
-    await this.listen();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.heartbeatSeconds * 1000);
-    this.loop = this.claimLoop();
-    this.log.info({ epoch: this.epoch, database: databaseOf(this.config.databaseUrl), concurrency: this.config.maxStepConnections }, 'worker started');
+  /** The current session's epoch id (df._worker_epoch), null while waiting. */
+  get epoch(): string | null {
+    return this.session?.epoch ?? null;
   }
 
-  private async listen(): Promise<void> {
+  /**
+   * Starts the worker in the background. Resolves once it is working (pg_durable found, epoch
+   * registered, LISTEN on), or when stop() is called while it still waits for the database or the
+   * extension. Never rejects: whatever is missing is waited for.
+   */
+  start(): Promise<void> {
+    if (!this.main) this.main = this.supervise();
+    return this.ready;
+  }
+
+  /** Wait for readiness, run a session until it ends, repeat until stopped. */
+  private async supervise(): Promise<void> {
+    let logged: string | null = null; // the waiting reason already logged (log again only when it changes)
+    let failures = 0;
+    let failure: string | null = null;
+    while (!this.stopping) {
+      try {
+        const ready = await this.waitUntilReady(logged);
+        if (!ready) break;
+        logged = null;
+        const outcome = await this.runSession(ready);
+        if (outcome.kind === 'stopped') break;
+        if (outcome.kind === 'lost') {
+          logged = outcome.logged;
+          failures = 0;
+          continue;
+        }
+        // The database looks ready but registering failed (privileges, say): say so once per reason.
+        const message = (outcome.err as Error).message;
+        if (missingSetup(outcome.err) === null && message !== failure) {
+          failure = message;
+          this.log.warn({ database: this.database, err: message }, 'cannot start working in this database yet; retrying');
+        }
+        await pause(backoffMs(Math.min(failures++ + 2, 10)), [this.halt.signal]);
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'worker supervisor error; retrying');
+        await pause(backoffMs(Math.min(failures++ + 2, 10)), [this.halt.signal]);
+      }
+    }
+    this.markReady();
+  }
+
+  /** Probes until pg_durable is there (null when stopped), logging each new reason to wait once. */
+  private async waitUntilReady(alreadyLogged: string | null): Promise<Ready | null> {
+    let last = alreadyLogged;
     for (let attempt = 0; !this.stopping; attempt++) {
+      const r = await this.store.probe(this.halt.signal);
+      if (this.stopping) return null;
+      if (r.state === 'ready') return r;
+      const key = r.state === 'error' ? `error:${r.detail}` : r.state;
+      if (key !== last) {
+        last = key;
+        this.logWaiting(r);
+      }
+      await pause(backoffMs(Math.min(attempt + 2, 10)), [this.halt.signal]);
+    }
+    return null;
+  }
+
+  private logWaiting(r: Exclude<Readiness, Ready>, extra: Record<string, unknown> = {}): void {
+    const database = this.database;
+    switch (r.state) {
+      case 'no-database':
+        this.log.info({ database, ...extra }, `waiting for database "${database}" to exist`);
+        break;
+      case 'no-extension':
+        this.log.info({ database, ...extra }, `waiting for CREATE EXTENSION pg_durable in database "${database}"`);
+        break;
+      case 'no-server':
+        this.log.warn({ database, err: r.detail, ...extra }, 'waiting for PostgreSQL to accept connections');
+        break;
+      default:
+        this.log.warn({ database, err: r.detail, ...extra }, `waiting: cannot use database "${database}"`);
+    }
+  }
+
+  private ended(session: Session): boolean {
+    return this.stopping || session.end.signal.aborted;
+  }
+
+  /** One working period; returns how it ended. */
+  private async runSession(ready: Ready): Promise<{ kind: 'stopped' } | { kind: 'lost'; logged: string | null } | { kind: 'failed'; err: unknown }> {
+    const session: Session = {
+      epoch: randomUUID(), extension: ready.extension, end: new AbortController(), lost: null,
+      listener: null, heartbeat: null, loop: null, checking: false,
+    };
+    this.session = session;
+    this.superuserCache = null;
+    try {
+      try {
+        await this.store.registerEpoch(session.epoch);
+        await this.steps.loadTypeNames();
+      } catch (err) {
+        if (this.stopping) return { kind: 'stopped' };
+        return { kind: 'failed', err };
+      }
+      await this.listen(session);
+      if (!this.ended(session)) {
+        session.heartbeat = setInterval(() => void this.heartbeat(session), this.config.heartbeatSeconds * 1000);
+        session.loop = this.claimLoop(session);
+        this.log.info({ epoch: session.epoch, database: this.database, extension: ready.version, concurrency: this.config.maxStepConnections }, 'worker started');
+        this.markReady();
+        while (!this.ended(session)) await pause(2 ** 31 - 1, [session.end.signal, this.halt.signal]);
+      }
+      return await this.endSession(session);
+    } finally {
+      if (session.heartbeat) clearInterval(session.heartbeat);
+      if (this.session === session) this.session = null;
+    }
+  }
+
+  private async endSession(session: Session): Promise<{ kind: 'stopped' } | { kind: 'lost'; logged: string | null }> {
+    session.end.abort('ended');
+    this.poke();
+    await session.loop;
+    const lost = session.lost;
+    if (lost === null) {
+      // Shutdown. Waits (timers, signals) stop at once; SQL steps in flight get the grace period, then are cancelled.
+      const inFlight = [...this.active.values()].map((a) => a.done);
+      this.log.info({ inFlight: inFlight.length, graceSeconds: this.graceSeconds }, 'shutting down: waiting for in-flight steps');
+      this.drain.abort('shutdown');
+      let graceTimer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        graceTimer = setTimeout(() => resolve('timeout'), this.graceSeconds * 1000);
+      });
+      const result = await Promise.race([Promise.all(inFlight).then(() => 'done' as const), deadline]);
+      clearTimeout(graceTimer);
+      if (result === 'timeout') {
+        for (const a of this.active.values()) a.controller.abort('shutdown');
+        await Promise.all([...this.active.values()].map((a) => a.done));
+      }
+      if (session.heartbeat) clearInterval(session.heartbeat);
+      await this.store.release(session.epoch).catch(() => undefined);
+      await this.store.dropEpoch(session.epoch);
+      await this.closeListener(session);
+      return { kind: 'stopped' };
+    }
+    // pg_durable (or the database) went away: the instances' rows went with it, drop them from memory.
+    if (session.heartbeat) clearInterval(session.heartbeat);
+    const dropped = [...this.active.values()];
+    for (const a of dropped) a.controller.abort('pg_durable dropped');
+    let dropTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(dropped.map((a) => a.done)),
+      new Promise<void>((resolve) => {
+        dropTimer = setTimeout(resolve, DROP_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(dropTimer);
+    await this.closeListener(session);
+    await this.store.dropEpoch(session.epoch); // the table is gone with the extension, unless it was re-created
+    if (lost.state === 'recreated') {
+      this.log.warn({ database: this.database, dropped: dropped.length }, 'pg_durable was dropped and created again: dropped the in-memory instances, starting over');
+      return { kind: 'lost', logged: null };
+    }
+    this.logWaiting(lost, { dropped: dropped.length, reason: lost.state === 'no-database' ? 'database dropped' : 'pg_durable dropped' });
+    return { kind: 'lost', logged: lost.state === 'error' ? `error:${lost.detail}` : lost.state };
+  }
+
+  /**
+   * Something failed in a way that may mean pg_durable or the database is gone: confirm with a
+   * probe and end the session if so (also when the extension was re-created: a new oid).
+   */
+  private async checkLost(session: Session): Promise<void> {
+    if (session.checking || this.ended(session)) return;
+    session.checking = true;
+    try {
+      const r = await this.store.probe(session.end.signal);
+      if (this.ended(session)) return;
+      if (r.state === 'no-database' || r.state === 'no-extension') session.lost = r;
+      else if (r.state === 'ready' && r.extension !== session.extension) session.lost = { state: 'recreated', detail: `extension oid ${session.extension} -> ${r.extension}` };
+      else return;
+      session.end.abort('lost');
+    } finally {
+      session.checking = false;
+    }
+  }
+
+  private async closeListener(session: Session): Promise<void> {
+    const client = session.listener;
+    session.listener = null;
+    await client?.end().catch(() => undefined);
+  }
+
+  private async listen(session: Session): Promise<void> {
+    for (let attempt = 0; !this.ended(session); attempt++) {
       const client = new pg.Client({ connectionString: this.config.databaseUrl, application_name: 'pg_durable:worker:poll' });
       try {
         await client.connect();
         await client.query('LISTEN pg_durable');
       } catch (err) {
         await client.end().catch(() => undefined);
+        if (this.ended(session)) return;
+        if (missingSetup(err) !== null) void this.checkLost(session);
         this.log.warn({ err: (err as Error).message, attempt: attempt + 1 }, 'cannot LISTEN yet, retrying');
-        await sleep(backoffMs(attempt));
+        await pause(backoffMs(attempt), [session.end.signal, this.halt.signal]);
         continue;
+      }
+      if (this.ended(session)) {
+        await client.end().catch(() => undefined);
+        return;
       }
       client.on('notification', (n) => this.onNotification(n.payload ?? ''));
       client.on('error', (err) => {
-        this.log.warn({ err: err.message }, 'notification connection lost; reconnecting');
-        this.listener = null;
         client.end().catch(() => undefined);
-        if (!this.stopping) void this.listen();
+        if (session.listener !== client) return; // closed on purpose
+        session.listener = null;
+        if (this.ended(session)) return;
+        this.log.warn({ err: err.message }, 'notification connection lost; reconnecting');
+        void this.listen(session);
       });
-      this.listener = client;
+      session.listener = client;
       this.poke(); // anything that happened while we were not listening
       return;
     }
@@ -114,11 +354,15 @@ export class Worker {
     w?.();
   }
 
-  private async heartbeat(): Promise<void> {
+  private async heartbeat(session: Session): Promise<void> {
     try {
-      await this.store.heartbeat(this.epoch, this.config.leaseSeconds, [...this.active.keys()]);
+      const { extension } = await this.store.heartbeat(session.epoch, this.config.leaseSeconds, [...this.active.keys()]);
+      if (extension !== session.extension) void this.checkLost(session);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+      // pg_durable missing: checkLost confirms it and logs the one line that matters.
+      if (missingSetup(err) !== null) this.log.debug({ err: (err as Error).message }, 'heartbeat failed');
+      else this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+      if (!isTransient(err)) void this.checkLost(session);
     }
   }
 
@@ -130,27 +374,31 @@ export class Worker {
     return this.superuserCache.value;
   }
 
-  private async claimLoop(): Promise<void> {
+  private async claimLoop(session: Session): Promise<void> {
     let failures = 0;
-    while (!this.stopping) {
+    while (!this.ended(session)) {
       let claimed = 0;
       // Claim no more than we can start executing now (free step slots), so several workers share
       // a backlog instead of the first one hoarding it; waiting instances hold no slot.
       const room = Math.min(this.config.maxInstances - this.active.size, Math.max(1, this.config.maxStepConnections - this.steps.busy));
       if (room > 0) {
         try {
-          const claims = await this.store.claim(this.epoch, Math.min(CLAIM_BATCH, room), this.config.leaseSeconds);
+          const claims = await this.store.claim(session.epoch, Math.min(CLAIM_BATCH, room), this.config.leaseSeconds);
           claimed = claims.length;
           failures = 0;
-          for (const c of claims) this.dispatch(c);
+          for (const c of claims) this.dispatch(c, session);
         } catch (err) {
+          if (this.ended(session)) break;
           failures++;
-          this.log.warn({ err: (err as Error).message }, 'claim failed; backing off');
-          await sleep(backoffMs(failures));
+          if (missingSetup(err) !== null) this.log.debug({ err: (err as Error).message }, 'claim failed; backing off');
+          else this.log.warn({ err: (err as Error).message }, 'claim failed; backing off');
+          if (!isTransient(err)) void this.checkLost(session);
+          await pause(backoffMs(failures), [session.end.signal, this.halt.signal]);
           continue;
         }
       }
-      if (claimed === CLAIM_BATCH && !this.stopping) continue;
+      if (claimed === CLAIM_BATCH && !this.ended(session)) continue;
+      if (this.ended(session)) break;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.config.pollIntervalMs);
         this.wake = () => {
@@ -161,7 +409,7 @@ export class Worker {
     }
   }
 
-  private dispatch(claim: Awaited<ReturnType<Store['claim']>>[number]): void {
+  private dispatch(claim: Awaited<ReturnType<Store['claim']>>[number], session: Session): void {
     const running = this.active.get(claim.instanceId);
     if (running) {
       // Our own lease expired and we re-claimed: keep running with the new token.
@@ -171,14 +419,20 @@ export class Worker {
     const controller = new AbortController();
     const entry: Active = { controller, done: Promise.resolve(), state: null };
     entry.done = runInstance(this.deps, claim, controller.signal, {
-      defaultDatabase: databaseOf(this.config.databaseUrl),
+      defaultDatabase: this.database,
       superuserAllowed: () => this.superuserAllowed(),
     }, (s) => { entry.state = s; })
       .catch(async (err) => {
+        if (missingSetup(err) !== null || session.lost !== null) {
+          // pg_durable (or the database) went away under the run: nothing to hand back.
+          this.log.warn({ instance: claim.instanceId, err: (err as Error).message }, 'instance run stopped: pg_durable is gone');
+          void this.checkLost(session);
+          return;
+        }
         this.log.error({ instance: claim.instanceId, err: (err as Error).message }, 'instance run failed unexpectedly; retrying it in 5 s');
         // Hand the lease back (after a pause, so a persistent fault does not spin); if even that
         // fails, the heartbeat no longer renews it and another worker takes over at expiry.
-        await this.store.releaseLater(this.epoch, claim.instanceId, 5).catch(() => undefined);
+        await this.store.releaseLater(session.epoch, claim.instanceId, 5).catch(() => undefined);
       })
       .finally(() => {
         this.active.delete(claim.instanceId);
@@ -191,29 +445,24 @@ export class Worker {
     return this.active.size;
   }
 
-  async stop(graceSeconds = this.config.shutdownGraceSeconds): Promise<void> {
-    if (this.stopping) return;
+  /**
+   * Graceful stop: stop claiming, let in-flight steps finish up to `graceSeconds`, hand leases
+   * back, close every connection. While still waiting for the database or the extension, returns
+   * at once. Idempotent: later calls return the same promise.
+   */
+  stop(graceSeconds = this.config.shutdownGraceSeconds): Promise<void> {
+    if (!this.stopped) this.stopped = this.shutdown(graceSeconds);
+    return this.stopped;
+  }
+
+  private async shutdown(graceSeconds: number): Promise<void> {
     this.stopping = true;
+    this.graceSeconds = graceSeconds;
+    this.halt.abort('shutdown');
+    this.session?.end.abort('shutdown');
     this.poke();
-    await this.loop;
-    const inFlight = [...this.active.values()].map((a) => a.done);
-    this.log.info({ inFlight: inFlight.length, graceSeconds }, 'shutting down: waiting for in-flight steps');
-    // Waits (timers, signals) stop at once; SQL steps in flight get the grace period, then are cancelled.
-    this.drain.abort('shutdown');
-    let graceTimer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<'timeout'>((resolve) => {
-      graceTimer = setTimeout(() => resolve('timeout'), graceSeconds * 1000);
-    });
-    const result = await Promise.race([Promise.all(inFlight).then(() => 'done' as const), deadline]);
-    clearTimeout(graceTimer);
-    if (result === 'timeout') {
-      for (const a of this.active.values()) a.controller.abort('shutdown');
-      await Promise.all([...this.active.values()].map((a) => a.done));
-    }
-    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
-    await this.store.release(this.epoch).catch(() => undefined);
-    await this.store.dropEpoch(this.epoch);
-    await this.listener?.end().catch(() => undefined);
+    await this.main;
+    this.markReady();
     await this.steps.end();
     await this.store.end();
     this.log.info('worker stopped');
