@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { packageRoot, startCluster, type Cluster } from '../src/embedded/cluster';
+import { firstCall, firstCallMarkdown, type FirstCallResult } from './lib/first-call';
 import { serverCounters, statements, summariseCpuProfile } from './lib/profile';
 import { markdownTable, svgChart, type LatencyResult, type Results, type SysInfo, type ThroughputRun } from './lib/report';
 import { Dbos, Floor, Graphile, Ours, type Env, type Sys, type SysKey } from './lib/systems';
@@ -478,6 +479,26 @@ async function main(): Promise<void> {
     }
   }
 
+  // 1b. The first call in a new session (ours, plv8 alone, the floor's first write).
+  if (all.some((s) => s.key === 'ours')) {
+    log('first call in a new session');
+    try {
+      await cluster.createDatabase('first_call');
+      await admin.query(`GRANT CREATE ON DATABASE first_call TO ${TENANT}`);
+      const a = new pg.Client({ connectionString: cluster.url('first_call') });
+      await a.connect();
+      await a.query('SELECT df.grant_usage($1)', [TENANT]);
+      await a.end();
+      const fc = await firstCall(cluster.url('first_call'), cluster.url('first_call', TENANT), TENANT, cluster.flavor === 'plv8', quick ? 7 : 15);
+      res.firstCall = fc;
+      log(`  df.start first ${fc.ours.first.median.toFixed(1)} ms, second ${fc.ours.second.median.toFixed(1)} ms; floor extra ${fc.floor.extra.median.toFixed(1)} ms` +
+        (fc.plv8 ? `; plv8 alone first ${fc.plv8.first.median.toFixed(1)} ms; df.start after plv8 started: extra ${fc.oursAfterPlv8!.extra.median.toFixed(1)} ms` : ''));
+    } catch (err) {
+      res.firstCall = { error: (err as Error).message };
+      log(`  first call failed: ${(err as Error).message}`);
+    }
+  }
+
   // 2. Throughput: every load, 1/2/4 worker processes, each system side by side; the profile
   // after the 1-worker pass; pg_durable at a second concurrency last (dropped first when short).
   type Item = { sys: Sys; workers: number; concurrency: number; load: { count: number; steps: number }; run: number };
@@ -551,6 +572,7 @@ function render(res: Results, name: string): void {
   const conc = Number(res.config.concurrency);
   const table = markdownTable(res);
   const profileMd = res.profile && Array.isArray(res.profile) ? profileMarkdown(res.profile, conc) : '';
+  const fc = res.firstCall && typeof res.firstCall === 'object' && !('error' in res.firstCall) ? firstCallMarkdown(res.firstCall as FirstCallResult, String(res.machine.pgFlavor)) : '';
   writeFileSync(join(OUT, `${name}.svg`), svgChart(res));
   const m = res.machine;
   const sysList = res.systems.map((s) => `${s.label} ${s.version}${s.unavailable ? ` (n/a: ${s.unavailable})` : ''}`).join('; ');
@@ -560,12 +582,14 @@ function render(res: Results, name: string): void {
     `Throughput runs per configuration: ${res.config.runs}${Number(res.config.runs) > 1 ? ' (median, then min–max)' : ''}. Ratios are ours ÷ peer of the medians (times: lower is better for us; throughput: higher is better). Total bench time ${(res.totalSeconds ?? 0).toFixed(0)} s.`,
   ].join('\n');
   console.log(`\n${header}\n\n${table}\n`);
+  if (fc) console.log(`${fc}\n`);
   if (profileMd) console.log(profileMd);
   if (!opts['no-docs'] && !isQuick) {
     const doc = join(ROOT, 'docs/PERFORMANCE.md');
     let text = existsSync(doc) ? readFileSync(doc, 'utf8') : '# Performance\n';
     text = replaceBetween(text, 'table', `${header}\n\n${table}`);
     if (profileMd) text = replaceBetween(text, 'profile', profileMd);
+    if (fc) text = replaceBetween(text, 'first-call', fc);
     writeFileSync(doc, text);
     log('wrote docs/PERFORMANCE.md');
   }

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
   rmSync(hostDir, { recursive: true, force: true });
   mkdirSync(hostDir, { recursive: true });
   writeFileSync(join(hostDir, 'pg_durable.control'), control('plpython3u'));
+  writeFileSync(join(hostDir, 'raise.c'), readFileSync(join(ROOT, 'src/host/raise.c'), 'utf8'));
   for (const name of readdirSync(join(ROOT, 'extension')).filter((f) => /^pg_durable--.*\.sql$/.test(f))) {
     // pg_durable--B.sql installs B, pg_durable--A--B.sql upgrades to B.
     const target = name.slice('pg_durable--'.length, -'.sql'.length).split('--').pop()!;

@@ -14,6 +14,14 @@ import { argList, attributes, dollarQuote, returnsClause } from './sql-gen';
 
 const FUNCTION_BLOCK = /^-- pgd-function: (.*)\n(CREATE (?:OR REPLACE )?FUNCTION) .* AS \$(\w+)\$\n([\s\S]*?)\n\$\3\$;$/gm;
 const LOADER_BLOCK = /^-- pgd-loader: ([0-9a-f]+)\n(CREATE (?:OR REPLACE )?FUNCTION) df\._pgd_load\(\) RETURNS void LANGUAGE plv8 AS \$(\w+)\$\n([\s\S]*?)\n\$\3\$;$/m;
+const CHUNK_BLOCK = /^-- pgd-chunk: (\S+) ([0-9a-f]+)\n(CREATE (?:OR REPLACE )?FUNCTION) \S+\(\) RETURNS void LANGUAGE plv8 AS \$(\w+)\$\n([\s\S]*?)\n\$\4\$;$/gm;
+
+/**
+ * A function's source as PostgreSQL stores it (prosrc): everything between the dollar quotes,
+ * including the newlines our generator puts after the opening and before the closing quote. plv8
+ * numbers CONTEXT lines from it, so the host must compile exactly this text.
+ */
+const prosrc = (body: string): string => `\n${body}\n`;
 
 /** The key the host serves a function under: overloads (df.list_instances, ...) need the signature. */
 function hostKey(f: FunctionSpec): string {
@@ -36,14 +44,15 @@ function hostStatements(f: FunctionSpec, create: string): string {
       : f.returns === 'void'
         ? `PERFORM ${inner}(${callArgs});`
         : `RETURN ${inner}(${callArgs});`;
+  // The bridge passes plv8's CONTEXT text in the constraint-name field (the only free field
+  // plpy.error has); df._host_raise raises it as CONTEXT, dropping this wrapper's own frame.
   const wrapper = [
-    'DECLARE m text; c text; d text; h text;',
+    'DECLARE m text; c text; d text; h text; x text; v text;',
     'BEGIN',
     `    ${invoke}`,
     'EXCEPTION WHEN OTHERS OR query_canceled OR assert_failure THEN',
-    '    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, c = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;',
-    "    RAISE EXCEPTION USING MESSAGE = pg_catalog.regexp_replace(m, '^plpy\\.Error: ', ''), ERRCODE = c,",
-    "        DETAIL = COALESCE(d, ''), HINT = COALESCE(h, '');",
+    '    GET STACKED DIAGNOSTICS m = MESSAGE_TEXT, c = RETURNED_SQLSTATE, d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT, x = CONSTRAINT_NAME;',
+    "    v := df._host_raise(pg_catalog.regexp_replace(m, '^plpy\\.Error: ', ''), c, NULLIF(d, ''), NULLIF(h, ''), NULLIF(x, ''));",
     'END',
   ].join('\n');
   const innerFn = `${create} ${inner}(${innerArgs}) RETURNS ${returnsClause(f)} LANGUAGE plpython3u ${attributes(f)} AS ${dollarQuote(shim, 'pgd')};`;
@@ -71,12 +80,22 @@ export function toHost(script: string, targetVersion: string): { sql: string; fu
   const functions: { sql: string; key: string; args: FunctionSpec['args']; returns: FunctionSpec['returns']; body: string }[] = [];
   let sql = script.replace(FUNCTION_BLOCK, (_all, json: string, create: string, _tag: string, body: string) => {
     const f = JSON.parse(json) as FunctionSpec;
-    functions.push({ sql: f.sql, key: hostKey(f), args: f.args, returns: f.returns, body });
+    functions.push({ sql: f.sql, key: hostKey(f), args: f.args, returns: f.returns, body: prosrc(body) });
     return hostStatements(f, create);
+  });
+  // Chunks are served by the host itself (plv8.find_function), like the loader's body.
+  const chunks: Record<string, string> = {};
+  sql = sql.replace(CHUNK_BLOCK, (_all, name: string, _hash: string, _create: string, _tag: string, body: string) => {
+    chunks[name] = prosrc(body);
+    return `-- ${name}: served by the plv8 host from functions-${targetVersion}.json`;
   });
   const loader = LOADER_BLOCK.exec(sql);
   if (!loader) return { sql, functions: null };
   const bridge = readFileSync(join(ROOT, 'src/host/bridge.py'), 'utf8').replace('@FUNCTIONS_JSON@', `@HOST_EXT@/functions-${targetVersion}.json`);
-  sql = sql.replace(LOADER_BLOCK, `CREATE OR REPLACE FUNCTION df._pgd_bridge_init() RETURNS void LANGUAGE plpython3u AS ${dollarQuote(bridge, 'pgd_bridge')};`);
-  return { sql, functions: JSON.stringify({ hash: loader[1], loader: loader[4], functions }) };
+  sql = sql.replace(
+    LOADER_BLOCK,
+    `CREATE OR REPLACE FUNCTION df._pgd_bridge_init() RETURNS void LANGUAGE plpython3u AS ${dollarQuote(bridge, 'pgd_bridge')};\n` +
+      "CREATE OR REPLACE FUNCTION df._host_raise(text, text, text, text, text) RETURNS text LANGUAGE c AS '@HOST_RAISE@', 'pgd_host_raise';",
+  );
+  return { sql, functions: JSON.stringify({ hash: loader[1], loader: prosrc(loader[4]), chunks, functions }) };
 }

@@ -52,13 +52,19 @@ export function dollarQuote(body: string, base: string): string {
   return `$${tag}$\n${body}\n$${tag}$`;
 }
 
-/** The plv8 body of a df.* function: load the bundle once per context, then call the entry. */
+/**
+ * The plv8 body of a df.* function: load the bundle once per context, call the entry, and raise
+ * its error from the last line. plv8 prints the throw site's line as CONTEXT, so a failing
+ * df.cancel reads `cancel() LINE 5: throw m.error(); // df.cancel` (src/extension/glue.ts).
+ */
 function prologue(spec: FunctionSpec, hash: string): string {
   const args = spec.args.map((a) => a.name).join(', ');
   return [
     'var m = globalThis.__pg_durable;',
     `if (m === undefined || m.hash !== '${hash}') { plv8.find_function('df._pgd_load')(); m = globalThis.__pg_durable; }`,
-    `return m.call('${spec.entry}', [${args}]);`,
+    `var r = m.call('${spec.entry}', [${args}]);`,
+    'if (r !== m.FAILED) return r;',
+    `throw m.error(); // ${spec.sql}`,
   ].join('\n');
 }
 
@@ -79,6 +85,11 @@ function loaderStatement(bundle: Bundle, orReplace: boolean): string {
     `-- ---- the bundle (build ${bundle.hash}), evaluated once per plv8 context`,
     `-- pgd-loader: ${bundle.hash}`,
     `${create(orReplace)} df._pgd_load() RETURNS void LANGUAGE plv8 AS ${dollarQuote(bundle.code, 'pgd_bundle')};`,
+    ...bundle.chunks.flatMap((c) => [
+      `-- ---- a chunk of the bundle, evaluated on first use in a plv8 context`,
+      `-- pgd-chunk: ${c.name} ${c.hash}`,
+      `${create(orReplace)} ${c.name}() RETURNS void LANGUAGE plv8 AS ${dollarQuote(c.code, 'pgd_bundle')};`,
+    ]),
   ].join('\n');
 }
 

@@ -48,6 +48,8 @@ export interface Results {
   latency: Partial<Record<SysKey, LatencyResult | { error: string }>>;
   throughput: (ThroughputRun | { sys: SysKey; workers: number; concurrency: number; count: number; steps: number; error: string })[];
   profile?: unknown;
+  /** bench/lib/first-call.ts */
+  firstCall?: unknown;
   totalSeconds?: number;
 }
 

@@ -12,15 +12,8 @@
  *   parse, so the schedule validated at build time would not be the one that runs.
  * cron-parser's other extensions (`L`, `#`, `?`) are deterministic and are accepted.
  */
-import { CronExpressionParser } from 'cron-parser';
-import { Settings } from 'luxon';
 import { DfError } from './errors';
-
-// plv8 builds V8 without ICU unless USE_ICU=1, so `Intl` may not exist. luxon (cron-parser's date
-// library) touches Intl only to discover the system locale and zone; pinning both keeps every
-// cron computation Intl-free. The plv8 host removes Intl from its context to hold us to this.
-Settings.defaultLocale = 'en-US';
-Settings.defaultZone = 'utc';
+import { nextAfter, parseCron } from './cron-engine';
 
 const FIELD_NAMES = 'minute hour day-of-month month day-of-week';
 
@@ -48,7 +41,7 @@ function checkedFields(expr: string): string {
 export function validateCron(expr: string): void {
   const normalized = checkedFields(expr);
   try {
-    CronExpressionParser.parse(normalized, { tz: 'UTC', currentDate: new Date(0) });
+    parseCron(normalized);
   } catch (e) {
     throw invalid(expr, errorText(e));
   }
@@ -57,16 +50,11 @@ export function validateCron(expr: string): void {
 /** The next instant matching `expr` strictly after `after`, in UTC. */
 export function nextTick(expr: string, after: Date): Date {
   const normalized = checkedFields(expr);
-  let interval;
-  try {
-    interval = CronExpressionParser.parse(normalized, { tz: 'UTC', currentDate: after });
-  } catch (e) {
-    throw invalid(expr, errorText(e));
-  }
   let next: Date;
   try {
-    next = interval.next().toDate();
-  } catch {
+    next = new Date(nextAfter(normalized, after.getTime()));
+  } catch (e) {
+    if ((e as { invalid?: boolean }).invalid) throw invalid(expr, errorText(e));
     throw new DfError(`No upcoming schedule found for '${expr}'`);
   }
   if (Number.isNaN(next.getTime()) || next.getTime() <= after.getTime()) {

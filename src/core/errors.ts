@@ -11,3 +11,11 @@ export class DfError extends Error {
     this.sqlstate = sqlstate;
   }
 }
+
+/**
+ * DfError by shape, not by class: the plv8 bundle's chunks (build/bundle.ts) each carry their own
+ * copy of this class, so `instanceof` would miss an error raised in another chunk.
+ */
+export function isDfError(err: unknown): err is DfError {
+  return err instanceof Error && typeof (err as { sqlstate?: unknown }).sqlstate === 'string';
+}

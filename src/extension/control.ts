@@ -173,12 +173,35 @@ export function signal(id: string, name: string, data: string): string {
   return 'OK';
 }
 
+/**
+ * Starts, signals and cancels take effect at COMMIT (API deviation 14): the worker cannot see an
+ * instance this transaction started, nor a signal or cancel it sent, so waiting on it here would
+ * only run out the timeout. Fail at once and say why.
+ */
+function refuseUncommitted(id: string): void {
+  const row = one<{ started: boolean; signalled: boolean }>(
+    `SELECT df._written_by_current_transaction(i.xmin) AS started,
+            EXISTS (SELECT 1 FROM df._signals s WHERE s.instance_id OPERATOR(pg_catalog.=) i.id AND df._written_by_current_transaction(s.xmin)) AS signalled
+       FROM df.instances i
+      WHERE i.id OPERATOR(pg_catalog.=) $1::text AND i.status OPERATOR(pg_catalog.<>) ALL (ARRAY['completed','failed','cancelled'])`,
+    [id],
+  );
+  // Only unfinished instances: one this transaction cancelled already reads as its end.
+  if (!row || !(row.started || row.signalled)) return;
+  const what = row.started ? 'was started' : 'was signalled';
+  throw new DfError(
+    `df.await_instance: instance ${id} ${what} in this transaction, which has not committed yet: the worker sees starts, signals and cancels only after COMMIT, so waiting here can only time out. COMMIT first, then call df.await_instance('${id}').`,
+    '25001',
+  );
+}
+
 export function awaitInstance(id: string, timeoutSeconds: number): string {
   forbidInWorkflow(
     'df.await_instance() cannot be called inside a workflow - it would block a worker thread (and self-deadlock if waiting on the current instance). Use df.signal() and df.wait_for_signal() for cross-workflow coordination.',
   );
   if (timeoutSeconds <= 0) throw new DfError('Timeout must be positive', '22023');
   markNonFutureHelper('df.await_instance');
+  refuseUncommitted(id);
   // 100 ms polls, each a fresh READ COMMITTED snapshot (plv8 takes one per statement in a volatile function).
   let last: string | null = null;
   for (let poll = 0; poll < timeoutSeconds * 10; poll++) {

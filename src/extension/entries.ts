@@ -1,9 +1,7 @@
 /** Every bundle entry point, keyed as build/manifest.ts names them. */
 import * as control from './control';
-import { explain } from './explain';
 import { version } from './info';
-import * as monitor from './monitor';
-import { pruneExecutions } from './prune';
+import { MONITOR_ENTRIES } from './monitor-entries';
 import { DSL_ENTRIES } from './dsl';
 import * as vars from './vars';
 
@@ -22,13 +20,6 @@ export const ENTRIES: Record<string, (...args: any[]) => unknown> = {
   getvar: vars.getvar,
   unsetvar: vars.unsetvar,
   clearvars: vars.clearvars,
-  list_instances: monitor.listInstances,
-  list_instances_paged: monitor.listInstancesPaged,
-  instance_info: monitor.instanceInfo,
-  instance_executions: monitor.instanceExecutions,
-  instance_nodes: monitor.instanceNodes,
-  instance_nodes_history: monitor.instanceNodesHistory,
-  explain,
-  prune_executions: pruneExecutions,
+  ...MONITOR_ENTRIES,
   version,
 };

@@ -13,7 +13,7 @@ import { buildTree, type NodeRow } from '../core/flatten';
 import { inferStatuses, type Inferred, type PhysicalNode } from '../core/infer';
 import type { NodeStatus, TreeNode } from '../core/node';
 import { one, query } from './db';
-import { requireNonNull } from './session';
+import { adminSetting, requireNonNull } from './session';
 import { FUNCTION_NAME, FUNCTION_VERSION, currentExecutionJoin, eq, isoUtc } from './sqltext';
 
 const DEFAULT_MAX_LIMIT = 1000;
@@ -23,10 +23,9 @@ const MAX_EXECUTIONS_LIMIT = 10000;
 // df.list_instances
 // ---------------------------------------------------------------------------------------------
 
-/** `pg_durable.list_instances_max_limit` (deviation 13: read with current_setting(..., true)). */
+/** `pg_durable.list_instances_max_limit` as an administrator set it (deviations 13 and 15). */
 function maxLimit(): number {
-  const row = one<{ v: string | null }>("SELECT pg_catalog.current_setting('pg_durable.list_instances_max_limit', true) AS v");
-  const text = (row?.v ?? '').trim();
+  const text = adminSetting('pg_durable.list_instances_max_limit') ?? '';
   if (!/^[0-9]+$/.test(text)) return DEFAULT_MAX_LIMIT;
   const n = Number(text);
   return n >= 1 ? n : DEFAULT_MAX_LIMIT;

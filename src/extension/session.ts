@@ -38,9 +38,39 @@ export function nonFutureHelperFor(stepArgs: (string | null)[]): string | null {
   return row.v.slice(0, nl);
 }
 
+const norm = (v: string | null | undefined): string | null => {
+  const t = (v ?? '').trim().toLowerCase();
+  return t === '' ? null : t;
+};
+
+/**
+ * A pg_durable.* setting that bounds or widens what a role may do, as it counts (API deviation
+ * 15): in a superuser's session, its current value (a superuser's SET included); in anyone
+ * else's, the administrator's value (df._admin_setting: role and database defaults, the
+ * configuration files). A non-superuser's session SET that differs from it is refused with
+ * 42501, as the original refuses setting these SUSET parameters. NULL: not set (the default).
+ */
+export function adminSetting(name: string): string | null {
+  // df._admin_setting reads the configuration files: only asked when a non-superuser's session
+  // has a value (unset, nothing can widen the default).
+  const row = one<{ cur: string | null; admin: string | null; su: boolean | null; who: string }>(
+    `SELECT cur, su, who, CASE WHEN su OR COALESCE(cur, '') OPERATOR(pg_catalog.=) '' THEN NULL ELSE df._admin_setting($1::text) END AS admin
+       FROM (SELECT pg_catalog.current_setting($1::text, true) AS cur, SESSION_USER::pg_catalog.text AS who,
+                    (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER) AS su) s`,
+    [name],
+  );
+  if (!row) return null;
+  if (row.su) return norm(row.cur);
+  if (norm(row.cur) === null || norm(row.cur) === norm(row.admin)) return norm(row.admin);
+  throw new DfError(
+    `pg_durable: ${name} can only be set by a superuser; the value '${row.cur}' set in this session by role "${row.who}" does not count. ` +
+      `RESET ${name}, or ask an administrator to set it with ALTER DATABASE ... SET, ALTER ROLE ... SET or postgresql.conf.`,
+    '42501',
+  );
+}
+
 export function settingIsOn(name: string): boolean {
-  const row = one<{ v: string | null }>('SELECT pg_catalog.current_setting($1::text, true) AS v', [name]);
-  const v = (row?.v ?? '').trim().toLowerCase();
+  const v = adminSetting(name);
   return v === 'on' || v === 'true' || v === 'yes' || v === '1';
 }
 

@@ -50,6 +50,9 @@ class Bridge(object):
                     kwargs['detail'] = m['detail']
                 if m.get('hint'):
                     kwargs['hint'] = m['hint']
+                if m.get('context'):
+                    # carried to df._host_raise by the wrapper, which raises it as CONTEXT
+                    kwargs['constraint_name'] = m['context']
                 plpy.error(m['message'], **kwargs)
             elif op == 'execute':
                 self.send(self.execute(m))

@@ -19,7 +19,7 @@ import vm from 'node:vm';
 interface Arg { name: string; type: string }
 /** `key` = `<name>(<arg types>)`, what the shims call: overloaded functions share `sql`. */
 interface FnSpec { sql: string; key?: string; args: Arg[]; returns: string | { table: Arg[] }; body: string }
-interface Spec { hash: string; loader: string; functions: FnSpec[] }
+interface Spec { hash: string; loader: string; chunks?: Record<string, string>; functions: FnSpec[] }
 type Msg = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 const spec = JSON.parse(readFileSync(process.argv[2], 'utf8')) as Spec;
@@ -159,6 +159,9 @@ function execute(sql: string, ...rest: unknown[]): unknown {
     err.code = packSqlState(sqlstate);
     err.detail = r.detail ?? null;
     err.hint = r.hint ?? null;
+    // plv8 attaches the server's error context; for an error of the statement itself that is the
+    // line below (errors deeper down have more lines, which PL/Python does not pass on).
+    err.context = `SQL statement "${String(sql)}"`;
     throw err;
   }
   if (r.count !== undefined) return r.count;
@@ -201,10 +204,20 @@ const quote = (fn: string) => (value: unknown): string => {
 };
 
 const functions = new Map<string, { spec: FnSpec | null; fn: (...args: unknown[]) => unknown }>();
-functions.set('df._pgd_load', { spec: null, fn: new vm.Script(`(function () {\n${spec.loader}\n})`, { filename: 'df._pgd_load' }).runInContext(context) });
+/** Every script compiled in the context, by name: its source lines (for plv8's CONTEXT line). */
+const sources = new Map<string, string[]>();
+function compile(name: string, args: string[], body: string): (...args: unknown[]) => unknown {
+  const src = `(function (${args.join(', ')}) {\n${body}\n})`;
+  sources.set(name, src.split('\n'));
+  return new vm.Script(src, { filename: name }).runInContext(context);
+}
+
+functions.set('df._pgd_load', { spec: null, fn: compile('df._pgd_load', [], spec.loader) });
+for (const [name, body] of Object.entries(spec.chunks ?? {})) {
+  functions.set(name, { spec: null, fn: compile(name, [], body) });
+}
 for (const f of spec.functions) {
-  const src = `(function (${f.args.map((a) => a.name).join(', ')}) {\n${f.body}\n})`;
-  functions.set(f.key ?? f.sql, { spec: f, fn: new vm.Script(src, { filename: f.sql }).runInContext(context) });
+  functions.set(f.key ?? f.sql, { spec: f, fn: compile(f.sql, f.args.map((a) => a.name), f.body) });
 }
 
 function findFunction(name: string): (...args: unknown[]) => unknown {
@@ -242,6 +255,50 @@ function toResult(value: unknown, returns: FnSpec['returns']): unknown {
   return String(value);
 }
 
+// ---- plv8's error CONTEXT ----------------------------------------------------------------------
+// plv8 (js_error::init in plv8.cc) reports an uncaught exception with CONTEXT = the error object's
+// own `context` (if any) + "\n" + "<name>() LINE <n>: <source line>", where name/line/source are
+// those of the *throw site* (V8's Message: the script of the function whose code threw, its bare
+// function name, the line minus the wrapper's first line, the whole line). Node hands us that same
+// Message as the arrow it prepends to the stack of an error escaping vm.Script#runInContext with
+// displayErrors, so every call goes through this one-line script.
+const invoker = new vm.Script('__pgd_host_invoke()', { filename: 'plv8-host' });
+const ARROW = /^(.*):(\d+)\n(.*)\n/;
+
+const FRAME = /\(?([^()\s]+):(\d+):\d+\)?$/;
+
+function siteLine(script: string, line: number, text: string): string {
+  const proname = script.slice(script.lastIndexOf('.') + 1); // plv8 names the script by proname: no schema
+  return `${proname}() LINE ${line - 1}: ${text}`;
+}
+
+function throwSite(err: unknown): string | null {
+  const stack = err !== null && typeof err === 'object' ? (err as { stack?: unknown }).stack : undefined;
+  if (typeof stack !== 'string') return null;
+  const m = ARROW.exec(stack);
+  if (m && sources.has(m[1])) return siteLine(m[1], Number(m[2]), m[3]);
+  // Thrown by the host's own plv8.* functions, which are native code in plv8: V8 then reports the
+  // JavaScript frame that called them, the first frame of a compiled script in the stack.
+  for (const frame of stack.split('\n')) {
+    const f = /^\s+at /.test(frame) ? FRAME.exec(frame) : null;
+    const lines = f ? sources.get(f[1]) : undefined;
+    if (f && lines) return siteLine(f[1], Number(f[2]), lines[Number(f[2]) - 1] ?? '');
+  }
+  return null;
+}
+
+function plv8Context(err: unknown): string | null {
+  const own = err !== null && typeof err === 'object' ? (err as { context?: unknown }).context : undefined;
+  const site = throwSite(err);
+  const parts = [own !== undefined && own !== null ? String(own) : null, site].filter((p) => p !== null);
+  return parts.length > 0 ? parts.join('\n') : null;
+}
+
+function invoke(fn: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+  (context as Record<string, unknown>).__pgd_host_invoke = () => fn(...args);
+  return invoker.runInContext(context, { displayErrors: true });
+}
+
 function serveCall(msg: Msg): void {
   const entry = functions.get(msg.fn);
   if (!entry || !entry.spec) {
@@ -251,13 +308,13 @@ function serveCall(msg: Msg): void {
   const f = entry.spec;
   try {
     const args = (msg.args as unknown[]).map((a, i) => argFromSql(a, f.args[i].type));
-    send({ op: 'return', value: toResult(entry.fn(...args), f.returns) });
+    send({ op: 'return', value: toResult(invoke(entry.fn, args), f.returns) });
   } catch (err) {
     const e = err as Record<string, unknown>;
     let message = String(err);
     if (message.startsWith('Error: ')) message = message.slice(7);
     const code = typeof e?.code === 'number' ? unpackSqlState(e.code) : 'XX000';
-    send({ op: 'error', message, sqlstate: code, detail: e?.detail ?? null, hint: e?.hint ?? null });
+    send({ op: 'error', message, sqlstate: code, detail: e?.detail ?? null, hint: e?.hint ?? null, context: plv8Context(err) });
   }
 }
 

@@ -35,7 +35,9 @@ describe('the generated extension script', () => {
       const fns = await c.query<{ n: string }>(
         "SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')' AS n FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE l.lanname = 'plv8'",
       );
-      expect(fns.rows.length).toBe(FUNCTIONS.length + 1); // + the loader df._pgd_load()
+      // + the loader df._pgd_load() and the chunks loaded on first use
+      expect(fns.rows.map((r) => r.n).filter((n) => n.startsWith('_pgd_load')).sort()).toEqual(['_pgd_load()', '_pgd_load_cron()', '_pgd_load_monitor()']);
+      expect(fns.rows.length).toBe(FUNCTIONS.length + 3);
       const ops = await c.query<{ oprname: string; kind: string }>(
         "SELECT oprname, oprkind AS kind FROM pg_operator WHERE oprcode::regproc::text LIKE 'df.%' ORDER BY oprname",
       );

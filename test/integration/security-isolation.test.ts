@@ -201,11 +201,16 @@ describe('identity captured by df.start is the identity steps run as (API §6.1)
     expect((await errorOf(a, 'SELECT public.start_as_superuser()')).message).toBe(
       'pg_durable: superuser instances are disabled. current_user "postgres" is a superuser, but pg_durable.enable_superuser_instances is off. Set pg_durable.enable_superuser_instances = on to allow this.',
     );
-    // A plv8 extension cannot register the setting, so any session may SET the placeholder: the
-    // start-time check is a courtesy; the worker reads the server's value and is the real guard.
+    // A plv8 extension cannot register the setting, so any session may SET the placeholder; a
+    // tenant's value does not count at start (42501, test/integration/admin-settings.test.ts).
     await a.query('SET pg_durable.enable_superuser_instances = on');
-    const id = await scalar<string>(a, 'SELECT public.start_as_superuser()');
+    expect((await errorOf(a, 'SELECT public.start_as_superuser()')).code).toBe('42501');
     await a.query('RESET pg_durable.enable_superuser_instances');
+    // Even a row that got past df.start (the instance's submitted_by written by hand, as the
+    // superuser here) is refused by the worker, which reads the server's value: the real guard.
+    await admin.query('SET pg_durable.enable_superuser_instances = on');
+    const id = await scalar<string>(admin, "SELECT df.start('CREATE TABLE public.pwned_by_tenant (x int)')");
+    await admin.query('RESET pg_durable.enable_superuser_instances');
     expect(await waitFor(admin, id)).toBe('failed');
     expect(await scalar(admin, 'SELECT output FROM df._executions WHERE instance_id = $1', [id])).toBe(
       `pg_durable blocked instance ${id}: submitted_by role "postgres" is a superuser, but pg_durable.enable_superuser_instances is off`,

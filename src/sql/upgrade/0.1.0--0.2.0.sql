@@ -309,3 +309,38 @@ BEGIN
     RETURN v_result;
 END
 $$;
+
+-- Session facts (src/sql/55_session.sql): administrators' settings (API deviation 15) and
+-- uncommitted starts and signals (deviation 14).
+CREATE FUNCTION df._admin_setting(p_name pg_catalog.text) RETURNS pg_catalog.text
+    LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+SELECT CASE WHEN p_name OPERATOR(pg_catalog.~) '^pg_durable\.[a-z_]+$' THEN (
+    SELECT v FROM (
+        SELECT pg_catalog.substr(c, pg_catalog.length(p_name) OPERATOR(pg_catalog.+) 2) AS v,
+               CASE WHEN s.setdatabase OPERATOR(pg_catalog.<>) 0 AND s.setrole OPERATOR(pg_catalog.<>) 0 THEN 1
+                    WHEN s.setrole OPERATOR(pg_catalog.<>) 0 THEN 2 ELSE 3 END AS rank
+          FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) AS c
+         WHERE s.setdatabase OPERATOR(pg_catalog.=) ANY (ARRAY[0, (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())])
+           AND s.setrole OPERATOR(pg_catalog.=) ANY (ARRAY[0, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) SESSION_USER)])
+           AND c OPERATOR(pg_catalog.^@) (p_name OPERATOR(pg_catalog.||) '=')
+        UNION ALL
+        SELECT f.setting, 4 FROM pg_catalog.pg_file_settings f
+         WHERE f.name OPERATOR(pg_catalog.=) p_name AND f.applied AND f.error IS NULL
+    ) AS sources ORDER BY rank LIMIT 1)
+END
+$$;
+
+CREATE FUNCTION df._written_by_current_transaction(p_xmin pg_catalog.xid) RETURNS boolean
+    LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp
+    AS $$
+SELECT COALESCE((SELECT CASE WHEN f OPERATOR(pg_catalog.<) topn THEN false
+            ELSE pg_catalog.pg_xact_status(f::pg_catalog.text::pg_catalog.xid8) OPERATOR(pg_catalog.=) 'in progress' END
+  FROM (SELECT topn, CASE WHEN full8 OPERATOR(pg_catalog.-) topn OPERATOR(pg_catalog.>) 2147483648 THEN full8 OPERATOR(pg_catalog.-) 4294967296
+                          WHEN topn OPERATOR(pg_catalog.-) full8 OPERATOR(pg_catalog.>) 2147483648 THEN full8 OPERATOR(pg_catalog.+) 4294967296
+                          ELSE full8 END AS f
+          FROM (SELECT topn, ((topn OPERATOR(pg_catalog.>>) 32) OPERATOR(pg_catalog.<<) 32)
+                                 OPERATOR(pg_catalog.|) p_xmin::pg_catalog.text::pg_catalog.int8 AS full8
+                  FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text::pg_catalog.int8 AS topn) t
+                 WHERE topn IS NOT NULL) x) y), false)
+$$;
