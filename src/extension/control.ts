@@ -8,7 +8,7 @@ import { validateGraph } from '../core/validate';
 import { flattenGraph, newNodeId } from '../core/flatten';
 import { MAX_DEFINITION_BYTES, MAX_LABEL_BYTES, MAX_NAME_BYTES, MAX_VALUE_BYTES, tooLarge } from '../core/limits';
 import { exec, one, query, warning } from './db';
-import { forbidInWorkflow, markNonFutureHelper, nonFutureHelperFor, requireNonNull, settingIsOn } from './session';
+import { adminSetting, forbidInWorkflow, markNonFutureHelper, nonFutureHelperFor, requireNonNull, settingIsOn } from './session';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
 /** Rows per INSERT of df.nodes (the original's batch size; a 10 000-node graph is 10 statements). */
@@ -18,13 +18,7 @@ const ID_ATTEMPTS = 10;
 export function start(fut: string | null, label: string | null, database: string | null, transactionMode: string | null): string {
   requireNonNull('df.start', 'fut', fut);
   const mode = transactionMode ?? 'caller';
-  if (mode.toLowerCase() === 'new') {
-    throw new DfError(
-      "df.start(): transaction_mode => 'new' is not supported by this pg_durable: plv8 cannot open an independent transaction. " +
-        'Call df.start() in its own transaction (for example with autocommit) to make the start independent of other work.',
-      '0A000',
-    );
-  }
+  if (mode.toLowerCase() === 'new') return startIndependently(fut as string, label, database);
   if (mode.toLowerCase() !== 'caller') {
     throw new DfError(`invalid transaction_mode "${mode}" for df.start(): expected 'caller' or 'new'`, '22023');
   }
@@ -74,6 +68,61 @@ export function start(fut: string | null, label: string | null, database: string
     }
   }
   return id;
+}
+
+/** Advisory-lock class of the launch slots: 0x50474446, "PGDF" (API §6.1). */
+const LAUNCH_LOCK_CLASS = 1346982470;
+
+function intSetting(name: string, fallback: number, min: number, max: number): number {
+  const text = adminSetting(name) ?? '';
+  const n = /^[0-9]+$/.test(text) ? Number(text) : NaN;
+  return Number.isFinite(n) && n >= min && n <= max ? n : fallback;
+}
+
+/**
+ * transaction_mode => 'new' (API §6.1): a caller-mode df.start in a loopback session as the
+ * calling role (src/sql/57_new_start.sql), committed there, so it survives the caller's ROLLBACK.
+ * At most pg_durable.max_new_transaction_starts launches run at once, cluster-wide (session
+ * advisory locks), each waiting up to pg_durable.new_transaction_start_timeout seconds for a slot.
+ */
+function startIndependently(fut: string, label: string | null, database: string | null): string {
+  forbidInWorkflow(
+    "df.start() with transaction_mode => 'new' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction",
+  );
+  const me = one<{ role: string; login: boolean }>(
+    'SELECT r.rolname::text AS role, r.rolcanlogin AS login FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER',
+  );
+  if (!me) throw new DfError('current_user has no pg_roles entry');
+  if (!me.login) {
+    throw new DfError(
+      `current_user "${me.role}" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.`,
+      '42501',
+    );
+  }
+  const slots = intSetting('pg_durable.max_new_transaction_starts', 2, 1, 1000);
+  const timeout = intSetting('pg_durable.new_transaction_start_timeout', 5, 1, 3600);
+  const slot = acquireLaunchSlot(slots, timeout);
+  try {
+    const nonce = one<{ n: string }>('SELECT pg_catalog.gen_random_uuid()::text AS n')!.n;
+    exec('INSERT INTO df._launch_tickets (nonce) VALUES ($1::text::pg_catalog.uuid)', [nonce]);
+    return one<{ id: string }>('SELECT df._start_new($1::text::pg_catalog.uuid, $2::text, $3::text, $4::text) AS id', [nonce, fut, label, database])!.id;
+  } finally {
+    query('SELECT pg_catalog.pg_advisory_unlock($1::int4, $2::int4) AS u', [LAUNCH_LOCK_CLASS, slot]);
+  }
+}
+
+function acquireLaunchSlot(slots: number, timeoutSeconds: number): number {
+  // Polled every 100 ms, as the original does.
+  for (let poll = 0; poll <= timeoutSeconds * 10; poll++) {
+    for (let slot = 0; slot < slots; slot++) {
+      if (one<{ ok: boolean }>('SELECT pg_catalog.pg_try_advisory_lock($1::int4, $2::int4) AS ok', [LAUNCH_LOCK_CLASS, slot])!.ok) return slot;
+    }
+    if (poll < timeoutSeconds * 10) query('SELECT pg_catalog.pg_sleep(0.1) AS s');
+  }
+  throw new DfError(
+    `pg_durable: transaction_mode => 'new' launch limit reached (max_new_transaction_starts=${slots}). Timed out after ${timeoutSeconds}s waiting for a launch slot before opening the loopback session.`,
+    '53400',
+  );
 }
 
 /** Size and emptiness checks of df.start's text arguments (docs/SECURITY.md). */

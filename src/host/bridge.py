@@ -14,6 +14,13 @@ FUNCTIONS_JSON = '@FUNCTIONS_JSON@'
 ROW_STATUSES = (4, 5, 11, 12, 13, 14)
 
 
+def _sqlstate(code):
+    # PostgreSQL's MAKE_SQLSTATE packing (five 6-bit characters), undone.
+    if not isinstance(code, int):
+        return None
+    return ''.join(chr(((code >> (6 * i)) & 0x3f) + 48) for i in range(5))
+
+
 def _jsonable(value):
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).hex()
@@ -79,9 +86,11 @@ class Bridge(object):
             else:
                 res = plpy.execute(sql)
         except plpy.SPIError as e:
+            # PL/Python keeps the error's fields in `spidata`: (sqlerrcode, detail, hint, ...).
+            spidata = getattr(e, 'spidata', None) or (None, None, None)
             return {'op': 'result', 'ok': False, 'message': e.args[0] if e.args else str(e),
-                    'sqlstate': getattr(e, 'sqlstate', None), 'detail': getattr(e, 'detail', None),
-                    'hint': getattr(e, 'hint', None)}
+                    'sqlstate': getattr(e, 'sqlstate', None) or _sqlstate(spidata[0]),
+                    'detail': spidata[1], 'hint': spidata[2]}
         try:
             names = res.colnames()
             types = res.coltypes()

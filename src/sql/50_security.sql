@@ -60,6 +60,9 @@ BEGIN
     -- Step connections run as the role and checkpoint through the lease-fenced df._commit (with
     -- the grant option when delegating, so a delegated admin's grants work too).
     EXECUTE format('GRANT EXECUTE ON FUNCTION df._commit(text, uuid, jsonb, text, text) TO %I%s', p_role, opt);
+    -- df.start(..., transaction_mode => 'new'): a launch ticket stamped with the caller's role.
+    EXECUTE format('GRANT INSERT (nonce) ON df._launch_tickets TO %I%s', p_role, opt);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION df._start_new(uuid, text, text, text) TO %I%s', p_role, opt);
     RAISE NOTICE 'pg_durable: granted df usage privileges to "%"', p_role;
 END
 $$;
@@ -73,7 +76,7 @@ BEGIN
     FOREACH fn IN ARRAY ARRAY['df.http(text, text, text, jsonb, integer)', 'df.metrics()',
                               'df.http_multipart(text, text, jsonb, jsonb, integer)',
                               'df.grant_usage(text, boolean, boolean)', 'df.revoke_usage(text)',
-                              'df._commit(text, uuid, jsonb, text, text)'] LOOP
+                              'df._commit(text, uuid, jsonb, text, text)', 'df._start_new(uuid, text, text, text)'] LOOP
         BEGIN
             EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM %I CASCADE', fn, p_role);
         EXCEPTION WHEN insufficient_privilege THEN NULL;
@@ -87,6 +90,7 @@ BEGIN
     EXECUTE format('REVOKE SELECT ON df.instances FROM %I CASCADE', p_role);
     -- Beyond the original's set: what our grant_usage adds for monitoring and signals.
     EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._executions FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE INSERT (nonce) ON df._launch_tickets FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
 END

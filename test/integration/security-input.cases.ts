@@ -52,7 +52,7 @@ export const BAD_INPUTS: BadInput[] = [
   { target: 'df.start', input: '1025-byte label', sql: "SELECT df.start('SELECT 1', $1)", params: () => [big(1025)], error: 'df.start: label is too large (1025 bytes; the limit is 1024 bytes)' },
   { target: 'df.start', input: 'unknown transaction_mode', sql: "SELECT df.start('SELECT 1', NULL, NULL, 'sideways')", error: `invalid transaction_mode "sideways" for df.start(): expected 'caller' or 'new'` },
   { target: 'df.start', input: 'empty transaction_mode', sql: "SELECT df.start('SELECT 1', NULL, NULL, '')", error: `invalid transaction_mode "" for df.start()` },
-  { target: 'df.start', input: "transaction_mode 'new' (not available under plv8)", sql: "SELECT df.start('SELECT 1', transaction_mode => 'new')", error: "transaction_mode => 'new' is not supported" },
+  { target: 'df.start', input: "transaction_mode 'new' in a database without dblink", sql: "SELECT df.start('SELECT 1', transaction_mode => 'new')", error: "transaction_mode => 'new') needs the dblink extension" },
   { target: 'df.start', input: 'unknown database', sql: "SELECT df.start('SELECT 1', NULL, 'no_such_db')", error: 'database "no_such_db" does not exist' },
   { target: 'df.start', input: 'empty database name', sql: "SELECT df.start('SELECT 1', NULL, '')", error: 'database "" does not exist' },
   { target: 'df.start', input: 'database name with quotes', sql: 'SELECT df.start($1, NULL, $2)', params: () => ['SELECT 1', 'a"b\'c; DROP DATABASE postgres'], error: `database "a"b'c; DROP DATABASE postgres" does not exist` },

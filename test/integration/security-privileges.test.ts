@@ -47,13 +47,18 @@ const CONTRACT_SET = [
   ...['id', 'instance_id', 'node_type', 'query', 'result_name', 'left_node', 'right_node', 'submitted_by', 'database'].map((c) => `column df.nodes.${c} INSERT`),
   ...['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((p) => `table df.vars ${p}`),
 ];
-/** Ours on top: monitoring reads the engine tables as the caller, df.signal writes the inbox, steps checkpoint. */
+/**
+ * Ours on top: monitoring reads the engine tables as the caller, df.signal writes the inbox, steps
+ * checkpoint, independent starts take a launch ticket stamped with the caller's role.
+ */
 const OUR_EXTRAS = [
   'table df._executions SELECT',
   'table df._node_runs SELECT',
   'table df._signals SELECT',
   ...['instance_id', 'signal_name', 'payload'].map((c) => `column df._signals.${c} INSERT`),
   'function df._commit(text,uuid,jsonb,text,text) EXECUTE',
+  'column df._launch_tickets.nonce INSERT',
+  'function df._start_new(uuid,text,text,text) EXECUTE',
 ];
 const HTTP = ['function df.http(text,text,text,jsonb,integer) EXECUTE', 'function df.http_multipart(text,text,jsonb,jsonb,integer) EXECUTE'];
 const ADMIN = ['function df.grant_usage(text,boolean,boolean) EXECUTE', 'function df.revoke_usage(text) EXECUTE', 'function df.metrics() EXECUTE'];
@@ -85,6 +90,7 @@ describe('CREATE EXTENSION grants nothing to PUBLIC', () => {
         'df.http_multipart(text,text,jsonb,jsonb,integer)',
         'df.metrics()',
         'df.revoke_usage(text)',
+        'df._start_new(uuid,text,text,text)',
       ]),
     );
     const publicEntries = await scalar<number>(
