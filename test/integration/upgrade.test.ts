@@ -59,6 +59,25 @@ describe(`ALTER EXTENSION pg_durable UPDATE (${PREVIOUS} -> ${CURRENT})`, () => 
     expect(await withPg(updated, (c) => scalar(c, "SELECT extversion FROM pg_extension WHERE extname = 'pg_durable'"))).toBe(CURRENT);
   });
 
+  it("roles granted usage before the update get what this version's df.grant_usage adds", async () => {
+    const db = await database('upg_grants', PREVIOUS);
+    const role = `upg_tenant_${Date.now().toString(36)}`;
+    await withPg(db, async (c) => {
+      await c.query(`CREATE ROLE ${role} LOGIN`);
+      await c.query('SELECT df.grant_usage($1)', [role]);
+      // 0.1.0's grant set lacked df._commit for delegated grants; revoke it to see it come back.
+      await c.query(`REVOKE EXECUTE ON FUNCTION df._commit(text, uuid, jsonb, text, text) FROM ${role}`);
+      await c.query('ALTER EXTENSION pg_durable UPDATE');
+      const privs = (await c.query(
+        `SELECT has_function_privilege($1, 'df._commit(text, uuid, jsonb, text, text)', 'EXECUTE') AS commit_fn,
+                has_function_privilege($1, 'df._start_new(uuid, text, text, text)', 'EXECUTE') AS start_new,
+                has_column_privilege($1, 'df._launch_tickets', 'nonce', 'INSERT') AS ticket`,
+        [role],
+      )).rows[0];
+      expect(privs).toEqual({ commit_fn: true, start_new: true, ticket: true });
+    });
+  });
+
   describe('work started before the update continues after it', () => {
     let db: string;
     let tenant: string;
