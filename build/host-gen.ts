@@ -83,6 +83,9 @@ export function toHost(script: string, targetVersion: string): { sql: string; fu
     functions.push({ sql: f.sql, key: hostKey(f), args: f.args, returns: f.returns, body: prosrc(body) });
     return hostStatements(f, create);
   });
+  // A migration that drops a df.* function (a signature change) drops its host shims too.
+  sql = sql.replace(/^DROP FUNCTION df\.(\w+)\(([^)]*)\);$/gm, (all, name: string, args: string) =>
+    `${all}\nDROP FUNCTION IF EXISTS df._host_${name}(${args});\nDROP FUNCTION IF EXISTS df._hostw_${name}(${args});`);
   // Chunks are served by the host itself (plv8.find_function), like the loader's body.
   const chunks: Record<string, string> = {};
   sql = sql.replace(CHUNK_BLOCK, (_all, name: string, _hash: string, _create: string, _tag: string, body: string) => {

@@ -61,12 +61,18 @@ export const FUNCTIONS: FunctionSpec[] = [
     args: [t('node'), { name: 'max_attempts', type: 'integer', default: '3' }, { name: 'backoff_seconds', type: 'double precision', default: '1' }],
   },
   { sql: 'df.timeout', entry: 'timeout', returns: 'text', strict: true, args: [t('node'), { name: 'seconds', type: 'double precision' }] },
+  // Ours: sagas (compensation); `forward <~ undo` is the operator form.
+  { sql: 'df.with_undo', entry: 'with_undo', returns: 'text', strict: true, args: [t('forward'), t('undo')] },
   { sql: 'df.wait_for_signal', entry: 'wait_for_signal', args: [t('name'), { name: 'timeout_seconds', type: 'integer', default: 'NULL' }], returns: 'text' },
 
   // Control (API §6).
   { sql: 'df.start', entry: 'start', args: [t('fut'), t('label', 'NULL'), t('database', 'NULL'), t('transaction_mode', "'caller'")], returns: 'text' },
   { sql: 'df.signal', entry: 'signal', args: [t('instance_id'), t('signal_name'), t('signal_data', "'{}'")], returns: 'text', strict: true },
-  { sql: 'df.cancel', entry: 'cancel', args: [t('instance_id'), t('reason', "'Cancelled by user'")], returns: 'text', strict: true },
+  // `compensate` is ours (sagas): the cancel runs the registered undos first.
+  {
+    sql: 'df.cancel', entry: 'cancel', returns: 'text', strict: true,
+    args: [t('instance_id'), t('reason', "'Cancelled by user'"), { name: 'compensate', type: 'boolean', default: 'false' }],
+  },
   { sql: 'df.status', entry: 'status', args: [t('instance_id')], returns: 'text', strict: true },
   { sql: 'df.result', entry: 'result', args: [t('instance_id')], returns: 'text', strict: true },
   { sql: 'df.await_instance', entry: 'await_instance', args: [t('instance_id'), { name: 'timeout_seconds', type: 'integer', default: '30' }], returns: 'text', strict: true },

@@ -19,8 +19,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
+import pg from 'pg';
 import { Db, pct, restartPostgres, rng, say, setupEnv, sleep, WorkerPool, workerArgs, workerCli, type Env } from './lib';
-import { LEDGER_DDL, makeSpec, pickKind, type Spec } from './workflows';
+import { LEDGER_DDL, makeSpec, pickKind, XDB, XDB_LEDGER_START, type Spec } from './workflows';
 
 export interface ChaosOptions {
   workflows: number;
@@ -93,6 +94,7 @@ interface Window {
 const KINDS_OF_VIOLATION = [
   'wrong_state', 'wrong_result', 'duplicate_effect', 'unexpected_effect', 'missing_effect', 'missing_checkpoint', 'lost_effect',
   'signal_lost', 'signal_send_failed', 'timer_early', 'timer_late', 'worker_unexpected_exit', 'start_failed', 'unexpected_instance',
+  'prepared_left', 'wrong_order',
 ];
 
 export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report> {
@@ -105,13 +107,17 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
   const uni = (lo: number, hi: number) => lo + r() * (hi - lo);
   say(`run ${runId}: ${opts.workflows} workflows, ${opts.workers} workers, lease ${opts.leaseSeconds}s; logs in ${outDir}`);
 
-  const env = envIn ?? (await setupEnv({ settings: { max_connections: 200 } }));
+  const env = envIn ?? (await setupEnv({ settings: { max_connections: 200, max_prepared_transactions: 20 } }));
   const ownEnv = !envIn;
   const admin = new Db(env.adminUrl, 3, 'chaos-admin');
   const tenant = new Db(env.tenantUrl, 4, 'chaos-tenant');
+  const xAdmin = new Db(env.cluster.url(XDB), 2, 'chaos-admin-x');
   const pool = new WorkerPool({
     cli: workerCli(opts.snapshotCli), url: env.adminUrl, count: opts.workers,
     args: workerArgs({ lease: opts.leaseSeconds, concurrency: opts.concurrency }), logFile: join(outDir, 'workers.log'),
+    // Widen the two-phase windows of xdb steps (kills land between PREPARE and COMMIT PREPARED),
+    // and sweep leftovers of completed instances quickly.
+    env: { PG_DURABLE_TEST_2PC_PAUSE: 'prepared:150,checkpointed:150', PG_DURABLE_TEST_PREPARED_SWEEP_MS: '2000' },
   });
 
   const started: Started[] = [];
@@ -127,6 +133,10 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
 
   try {
     await tenant.q(LEDGER_DDL);
+    if ((await admin.q('SELECT 1 FROM pg_database WHERE datname = $1', [XDB])).rowCount === 0) await admin.q(`CREATE DATABASE ${XDB}`);
+    await xAdmin.q(LEDGER_DDL);
+    await xAdmin.q(`SELECT setval('ledger_id_seq', ${XDB_LEDGER_START}, false) WHERE NOT EXISTS (SELECT 1 FROM ledger)`);
+    await xAdmin.q(`GRANT INSERT, SELECT ON ledger TO ${pg.escapeIdentifier(env.tenant)}; GRANT USAGE ON SEQUENCE ledger_id_seq TO ${pg.escapeIdentifier(env.tenant)}`);
     pool.fill();
 
     // ---- signals -------------------------------------------------------------------------------
@@ -190,7 +200,7 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
       for (let k = 1; k <= opts.workflows; k++) {
         const spec = makeSpec(k, pickKind(rw, opts.allowSchedule), rw, runId);
         try {
-          const res = await tenant.q<{ id: string }>(`SELECT df.start(${spec.expr}, $1) AS id`, [spec.label], {
+          const res = await tenant.q<{ id: string }>(`SELECT df.start(${spec.expr}, $1${spec.database ? ', $2' : ''}) AS id`, spec.database ? [spec.label, spec.database] : [spec.label], {
             timeoutMs: 240_000,
             ambiguous: async () => {
               const x = await admin.q<{ id: string }>('SELECT id FROM df.instances WHERE label = $1', [spec.label]);
@@ -312,7 +322,7 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
 
     // ---- verify --------------------------------------------------------------------------------
     if (opts.beforeVerify) await opts.beforeVerify(admin);
-    const v = await verify(admin, tenant, started, outages, opts, outDir);
+    const v = await verify(admin, tenant, started, outages, opts, outDir, xAdmin);
     for (const f of startFailures) v.add('start_failed', f);
     for (const f of signalFailures) v.add('signal_send_failed', f);
     for (const e of pool.stats.unexpectedExits) v.add('worker_unexpected_exit', e);
@@ -320,7 +330,7 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
     const byKind: Record<string, number> = {};
     for (const s of started) byKind[s.spec.kind] = (byKind[s.spec.kind] ?? 0) + 1;
     const workerLog: Record<string, number> = {};
-    for (const m of ['instance started', 'instance resumed', 'instance completed', 'instance failed', 'lease lost (cancelled, finished or taken over); stopping this run', 'transient failure in SQL step, retrying', 'claim failed; backing off', 'notification connection lost; reconnecting', 'instance run failed unexpectedly; retrying it in 5 s']) {
+    for (const m of ['instance started', 'instance resumed', 'instance completed', 'instance failed', 'lease lost (cancelled, finished or taken over); stopping this run', 'transient failure in SQL step, retrying', 'claim failed; backing off', 'notification connection lost; reconnecting', 'instance run failed unexpectedly; retrying it in 5 s', 'prepared transaction settled', 'COMMIT PREPARED deferred to recovery']) {
       workerLog[m] = pool.stats.messages.get(m) ?? 0;
     }
     const report: Report = {
@@ -346,6 +356,7 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
     await pool.stopAll(10_000).catch(() => undefined);
     await admin.end();
     await tenant.end();
+    await xAdmin.end();
     if (ownEnv) env.cluster.stop();
   }
 }
@@ -366,14 +377,14 @@ class Violations {
   }
 }
 
-async function verify(admin: Db, tenant: Db, started: Started[], outages: Window[], opts: ChaosOptions, outDir: string): Promise<Violations> {
+async function verify(admin: Db, tenant: Db, started: Started[], outages: Window[], opts: ChaosOptions, outDir: string, xAdmin?: Db): Promise<Violations> {
   const v = new Violations();
   const byId = new Map(started.map((s) => [s.id, s]));
   const ids = [...byId.keys()];
 
   // Instances: state and result.
   const inst = await tenant.q<{ id: string; status: string; result: string | null; label: string | null }>(
-    "SELECT id, status, CASE WHEN status = 'completed' THEN df.result(id) END AS result, label FROM df.instances",
+    "SELECT id, status, CASE WHEN status IN ('completed', 'failed') THEN df.result(id) END AS result, label FROM df.instances",
   );
   for (const row of inst.rows) {
     const s = byId.get(row.id);
@@ -381,7 +392,7 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
       v.add('unexpected_instance', { id: row.id, label: row.label, status: row.status });
       continue;
     }
-    if (row.status !== 'completed') {
+    if (row.status !== (s.spec.expectedStatus ?? 'completed')) {
       v.add('wrong_state', { id: row.id, kind: s.spec.kind, status: row.status });
       continue;
     }
@@ -392,16 +403,30 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
     } catch {
       /* keep text */
     }
+    if (s.spec.expectedStatus === 'failed' && got && typeof got === 'object') {
+      // A failed saga's report: compare the keys the spec names (the rest carries node ids).
+      got = Object.fromEntries(Object.keys(s.spec.expected as object).map((k) => [k, (got as Record<string, unknown>)[k]]));
+    }
     if (!isDeepStrictEqual(got, s.spec.expected)) v.add('wrong_result', { id: row.id, kind: s.spec.kind, expected: s.spec.expected, got });
   }
   const seen = new Set(inst.rows.map((x) => x.id));
   for (const id of ids) if (!seen.has(id)) v.add('wrong_state', { id, kind: byId.get(id)!.spec.kind, status: 'missing' });
 
   // Ledger: exactly-once per (instance, step), nothing forbidden, nothing missing.
-  const ledger = await admin.q<{ id: string; inst: string; step: string; v: number; at_ms: number }>(
-    'SELECT id::text, inst, step, v, extract(epoch FROM at) * 1000 AS at_ms FROM ledger ORDER BY id',
-  );
-  v.steps.ledgerRows = ledger.rowCount ?? 0;
+  const LEDGER_SQL = 'SELECT id::text, inst, step, v, extract(epoch FROM at) * 1000 AS at_ms FROM ledger ORDER BY id';
+  const ledger = await admin.q<{ id: string; inst: string; step: string; v: number; at_ms: number }>(LEDGER_SQL);
+  // xdb workflows write the other database's ledger (ids from XDB_LEDGER_START): one list of rows.
+  if (xAdmin) ledger.rows.push(...(await xAdmin.q<{ id: string; inst: string; step: string; v: number; at_ms: number }>(LEDGER_SQL)).rows);
+  v.steps.ledgerRows = ledger.rows.length;
+  // Two-phase commit: nothing stays prepared (the sweep settles leftovers within a few seconds).
+  const prepDeadline = Date.now() + 45_000;
+  let leftover: { gid: string; database: string }[] = [];
+  for (;;) {
+    leftover = (await admin.q<{ gid: string; database: string }>("SELECT gid, database::text FROM pg_prepared_xacts WHERE gid LIKE 'pgd:%'")).rows;
+    if (leftover.length === 0 || Date.now() > prepDeadline) break;
+    await sleep(1000);
+  }
+  for (const p of leftover) v.add('prepared_left', p);
   const perInst = new Map<string, Map<string, number>>();
   const stepAt = new Map<string, number>();
   for (const row of ledger.rows) {
@@ -417,6 +442,12 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
       if (s.spec.forbidden.includes(step) || !s.spec.steps.includes(step)) v.add('unexpected_effect', { id: s.id, kind: s.spec.kind, step });
     }
     for (const step of s.spec.steps) if (!m.has(step)) v.add('missing_effect', { id: s.id, kind: s.spec.kind, step });
+    if (s.spec.order) {
+      const at = s.spec.order.map((step) => ledger.rows.find((r) => r.inst === s.id && r.step === step)?.id);
+      for (let i = 1; i < at.length; i++) {
+        if (at[i - 1] !== undefined && at[i] !== undefined && Number(at[i - 1]) > Number(at[i])) v.add('wrong_order', { id: s.id, kind: s.spec.kind, expected: s.spec.order });
+      }
+    }
     if (s.spec.sleepSeconds !== undefined) {
       const before = stepAt.get(`${s.id}|before`);
       const after = stepAt.get(`${s.id}|after`);

@@ -18,7 +18,14 @@ CREATE TABLE IF NOT EXISTS ledger (
 );
 CREATE INDEX IF NOT EXISTS ledger_inst ON ledger (inst, step);`;
 
-export type Kind = 'seq' | 'join' | 'race' | 'loop' | 'rootloop' | 'sleep' | 'signal' | 'signal2' | 'schedule';
+export type Kind = 'seq' | 'join' | 'race' | 'loop' | 'rootloop' | 'sleep' | 'signal' | 'signal2' | 'schedule' | 'xdb' | 'saga';
+
+/**
+ * The other database of `xdb` workflows (started with `database => XDB`): no pg_durable there, its
+ * own `ledger` whose ids start at XDB_LEDGER_START so a checkpoint's lid names one row of either.
+ */
+export const XDB = 'chaos_x';
+export const XDB_LEDGER_START = 1_000_000_000;
 
 export interface SignalPlan {
   name: string;
@@ -40,6 +47,12 @@ export interface Spec {
   signals: SignalPlan[];
   /** For 'sleep': the SLEEP seconds between ledger steps 'before' and 'after'. */
   sleepSeconds?: number;
+  /** For 'xdb': the database its steps run in (df.start's third argument). */
+  database?: string;
+  /** The status it must end in (default 'completed'); for 'failed', `expected` is matched against the keys it names. */
+  expectedStatus?: 'completed' | 'failed';
+  /** Ledger steps that must appear in this order (a saga's undos, most recent first). */
+  order?: string[];
 }
 
 /** One effectful step: appends (instance, step, v) and returns v and the row id. */
@@ -47,10 +60,10 @@ const L = (step: string, v: number) => lit(`INSERT INTO ledger (inst, step, v) V
 const as = (x: string, name: string) => `df.as(${x}, '${name}')`;
 const seq = (...xs: string[]) => xs.reduce((a, b) => `df.seq(${a}, ${b})`);
 
-export const KINDS: Kind[] = ['seq', 'join', 'race', 'loop', 'rootloop', 'sleep', 'signal', 'signal2', 'schedule'];
+export const KINDS: Kind[] = ['seq', 'join', 'race', 'loop', 'rootloop', 'sleep', 'signal', 'signal2', 'schedule', 'xdb', 'saga'];
 
 /** Relative frequencies of the kinds in a run (schedule waits up to a minute: keep it rare). */
-const WEIGHTS: Record<Kind, number> = { seq: 18, join: 14, race: 10, loop: 12, rootloop: 8, sleep: 12, signal: 14, signal2: 8, schedule: 4 };
+const WEIGHTS: Record<Kind, number> = { seq: 18, join: 14, race: 10, loop: 12, rootloop: 8, sleep: 12, signal: 14, signal2: 8, schedule: 4, xdb: 12, saga: 12 };
 
 export function pickKind(r: () => number, allowSchedule: boolean): Kind {
   const kinds = KINDS.filter((k) => allowSchedule || k !== 'schedule');
@@ -138,6 +151,41 @@ export function makeSpec(key: number, kind: Kind, r: () => number, runId: string
       return {
         key, kind, label, expr, expected: rows({ got: n1 * 1000 + n2 }), steps: ['mid', 'post'], forbidden: [],
         signals: [{ name: 'step', payload: { n: n1, nonce: nonce() } }, { name: 'step', payload: { n: n2, nonce: nonce() } }],
+      };
+    }
+    case 'saga': {
+      // Forwards with undos, then a failing step: the undos run most recent first, each exactly
+      // once, across worker kills and PostgreSQL restarts during the compensation (the undos
+      // sleep, so crashes land in them).
+      const n = int(2, 4);
+      const parts: string[] = [];
+      for (let i = 1; i <= n; i++) {
+        const undo = lit(`INSERT INTO ledger (inst, step, v) SELECT '{sys_instance_id}', 'u${i}', ${i} FROM pg_sleep(0.3) RETURNING v, id AS lid`);
+        parts.push(`df.with_undo(${as(L(`f${i}`, i), `f${i}`)}, ${undo})`);
+        if (i % 2 === 1) parts.push(lit('SELECT pg_sleep(0.2)'));
+      }
+      parts.push(lit('SELECT 1/0 AS boom'));
+      const undos = Array.from({ length: n }, (_, i) => `u${n - i}`);
+      return {
+        key, kind, label, expr: seq(...parts), expected: { compensated: n, compensation_failed: 0 }, expectedStatus: 'failed',
+        steps: [...Array.from({ length: n }, (_, i) => `f${i + 1}`), ...undos], forbidden: [], signals: [], order: undos,
+      };
+    }
+    case 'xdb': {
+      // Every step in the other database: exactly-once through two-phase commit (the chaos cluster
+      // has max_prepared_transactions > 0); the workers pause after PREPARE and after the
+      // checkpoint, so kills land between prepare and commit.
+      const n = int(2, 4);
+      const vs = Array.from({ length: n }, () => int(1, 99));
+      const parts: string[] = [];
+      vs.forEach((v, i) => {
+        parts.push(as(L(`x${i + 1}`, v), `x${i + 1}`));
+        if (i % 2 === 0) parts.push(lit('SELECT pg_sleep(0.2)'));
+      });
+      parts.push(lit(`SELECT ${vs.map((_, i) => `$x${i + 1}.v`).join(' + ')} AS total, current_database() AS db`));
+      return {
+        key, kind, label, expr: seq(...parts), expected: rows({ total: vs.reduce((a, b) => a + b, 0), db: XDB }),
+        steps: vs.map((_, i) => `x${i + 1}`), forbidden: [], signals: [], database: XDB,
       };
     }
     case 'schedule': {

@@ -142,6 +142,15 @@ export function timeout(node: string, seconds: number, opts?: StepOptions): stri
   return serializeNode({ node_type: 'TIMEOUT', left_node: step(node, opts), query: JSON.stringify({ seconds }) });
 }
 
+/**
+ * `df.with_undo(forward, undo)` / `forward <~ undo`: a saga step. `forward` runs; once it
+ * completes, `undo` is registered and runs, most recent first, if the instance fails
+ * (docs/ARCHITECTURE.md, "Sagas"). `undo` sees the named results visible when `forward` completed.
+ */
+export function withUndo(forward: string, undo: string, opts?: StepOptions): string {
+  return serializeNode({ node_type: 'UNDO', left_node: step(forward, opts), right_node: step(undo, opts) });
+}
+
 const HTTP_METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'];
 const MULTIPART_METHODS = ['POST', 'PUT', 'PATCH'];
 

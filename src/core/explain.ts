@@ -139,6 +139,8 @@ export function nodeLabel(node: TreeNode): string {
       return 'RACE';
     case 'THEN':
       return 'SEQUENCE'; // never printed: THEN chains are flattened
+    case 'UNDO':
+      return `WITH UNDO${suffix}`; // printed only when it does not collapse into its forward (shownAs)
     default:
       return String(node.node_type);
   }
@@ -153,6 +155,22 @@ function sequenceOf(node: TreeNode, out: TreeNode[] = []): TreeNode[] {
     out.push(node);
   }
   return out;
+}
+
+/**
+ * The node drawn for `node`. A saga step (UNDO) whose forward is a single node (not a THEN chain)
+ * and that carries no result name of its own collapses into its forward: the forward's label and
+ * status stand for both (an UNDO completes or fails with its forward), and the undo hangs under it
+ * (text: a `↶ undo:` block; diagrams: a dashed `undo` edge). Any other UNDO is drawn as itself,
+ * `WITH UNDO`, with `▸ do:` / `do` for the forward and `↶ undo:` / dashed `undo` for the undo.
+ * Text tree and diagrams follow the same rule.
+ */
+function shownAs(node: TreeNode): TreeNode {
+  let n = node;
+  while (n.node_type === 'UNDO' && n.left !== undefined && n.left.node_type !== 'THEN' && (n.result_name === null || n.result_name === undefined)) {
+    n = n.left;
+  }
+  return n;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -175,12 +193,14 @@ export function renderTree(root: TreeNode, marker?: StatusMarker): string {
     const connector = prefix === '' ? '' : isLast ? '└─' : '├─';
     if (node.node_type === 'THEN') {
       sequenceOf(node).forEach((item, i) => {
-        out.push(`${prefix}${i === 0 ? connector : '→ '}${nodeLabel(item)}${mark(item)}`);
+        const shown = shownAs(item);
+        out.push(`${prefix}${i === 0 ? connector : '→ '}${nodeLabel(shown)}${mark(shown)}`);
         renderChildren(item, `${prefix}    `);
       });
       return;
     }
-    out.push(`${prefix}${connector}${nodeLabel(node)}${mark(node)}`);
+    const shown = shownAs(node);
+    out.push(`${prefix}${connector}${nodeLabel(shown)}${mark(shown)}`);
     renderChildren(node, prefix === '' ? '    ' : isLast ? `${prefix}    ` : `${prefix}│   `);
   };
 
@@ -205,6 +225,12 @@ export function renderTree(root: TreeNode, marker?: StatusMarker): string {
         break;
       case 'TIMEOUT':
         block('⏱ within:', node.left);
+        break;
+      case 'UNDO':
+        // Collapsed: the forward's own blocks, then the undo; else the forward as a `do` block.
+        if (shownAs(node) === node) block('▸ do:', node.left);
+        else renderChildren(node.left as TreeNode, prefix);
+        block('↶ undo:', node.right);
         break;
       case 'JOIN':
       case 'RACE': {
@@ -350,13 +376,16 @@ export function displayTree(root: Node): TreeNode {
 
 interface GraphShape {
   nodes: TreeNode[];
-  edges: { from: TreeNode; to: TreeNode; label: string | null }[];
+  /** `dashed`: the edge to a saga step's undo (runs only on compensation). */
+  edges: { from: TreeNode; to: TreeNode; label: string | null; dashed?: boolean }[];
 }
 
 /**
  * The diagram shape shared by Mermaid and DOT: every non-THEN node once, in pre-order; THEN
  * chains become unlabelled edges between consecutive items; a composite's edge to a THEN child
- * points at the chain's first item.
+ * points at the chain's first item. A saga step (UNDO) collapses into its forward when that is a
+ * single node (see shownAs), with a dashed edge `undo` from the forward to the undo's entry;
+ * otherwise it is a `WITH UNDO` box with a `do` edge and a dashed `undo` edge.
  */
 function diagramShape(root: TreeNode): GraphShape {
   const shape: GraphShape = { nodes: [], edges: [] };
@@ -364,38 +393,49 @@ function diagramShape(root: TreeNode): GraphShape {
   const visit = (node: TreeNode): TreeNode | undefined => {
     const items = sequenceOf(node);
     items.forEach((item, i) => {
-      shape.nodes.push(item);
-      if (i > 0) shape.edges.push({ from: items[i - 1], to: item, label: null });
-      const child = (label: string, c: TreeNode | undefined): void => {
-        if (!c) return;
-        const entry = visit(c);
-        if (entry) shape.edges.push({ from: item, to: entry, label });
-      };
-      switch (item.node_type) {
-        case 'IF':
-          child('condition', item.condition);
-          child('then', item.left);
-          child('else', item.right);
-          break;
-        case 'LOOP':
-          child('body', item.left);
-          child('while', item.condition);
-          break;
-        case 'RETRY':
-          child('attempt', item.left);
-          break;
-        case 'TIMEOUT':
-          child('within', item.left);
-          break;
-        case 'JOIN':
-        case 'RACE':
-          branchesOf(item).forEach((b, i2) => child(`branch ${i2 + 1}`, b));
-          break;
-        default:
-          break;
-      }
+      shape.nodes.push(shownAs(item));
+      if (i > 0) shape.edges.push({ from: shownAs(items[i - 1]), to: shownAs(item), label: null });
+      addChildren(item);
     });
-    return items[0];
+    return items.length > 0 ? shownAs(items[0]) : undefined;
+  };
+  /** The edges from `item`'s box (itself, or the forward it collapses into) to its children. */
+  const addChildren = (item: TreeNode): void => {
+    const box = shownAs(item);
+    const child = (label: string, c: TreeNode | undefined, dashed = false): void => {
+      if (!c) return;
+      const entry = visit(c);
+      if (entry) shape.edges.push({ from: box, to: entry, label, ...(dashed ? { dashed } : {}) });
+    };
+    switch (item.node_type) {
+      case 'IF':
+        child('condition', item.condition);
+        child('then', item.left);
+        child('else', item.right);
+        break;
+      case 'LOOP':
+        child('body', item.left);
+        child('while', item.condition);
+        break;
+      case 'RETRY':
+        child('attempt', item.left);
+        break;
+      case 'TIMEOUT':
+        child('within', item.left);
+        break;
+      case 'JOIN':
+      case 'RACE':
+        branchesOf(item).forEach((b, i2) => child(`branch ${i2 + 1}`, b));
+        break;
+      case 'UNDO':
+        // Collapsed: the forward's own edges hang on the same box; else a `do` edge to the forward.
+        if (box === item) child('do', item.left);
+        else addChildren(item.left as TreeNode);
+        child('undo', item.right, true);
+        break;
+      default:
+        break;
+    }
   };
   visit(root);
   return shape;
@@ -429,7 +469,7 @@ export function renderMermaid(root: TreeNode, marker?: StatusMarker): string {
   const lines = ['flowchart TD'];
   for (const n of nodes) lines.push(`    ${diagramId(n)}["${mermaidText(nodeLabel(n))}"]`);
   for (const e of edges) {
-    lines.push(`    ${diagramId(e.from)} -->${e.label ? `|${e.label}|` : ''} ${diagramId(e.to)}`);
+    lines.push(`    ${diagramId(e.from)} ${e.dashed ? '-.->' : '-->'}${e.label ? `|${e.label}|` : ''} ${diagramId(e.to)}`);
   }
   if (marker) {
     for (const s of STATUSES) {
@@ -458,7 +498,8 @@ export function renderDot(root: TreeNode, marker?: StatusMarker): string {
     lines.push(`    ${diagramId(n)} [label="${dotText(nodeLabel(n))}"${style}];`);
   }
   for (const e of edges) {
-    lines.push(`    ${diagramId(e.from)} -> ${diagramId(e.to)}${e.label ? ` [label="${e.label}"]` : ''};`);
+    const attrs = [...(e.label ? [`label="${e.label}"`] : []), ...(e.dashed ? ['style=dashed'] : [])];
+    lines.push(`    ${diagramId(e.from)} -> ${diagramId(e.to)}${attrs.length > 0 ? ` [${attrs.join(', ')}]` : ''};`);
   }
   lines.push('}');
   return lines.join('\n');

@@ -78,12 +78,16 @@ export interface Inferred {
   fromAncestor: string | null;
 }
 
-/** Children in inference order: THEN/RACE left, right; JOIN + extras; IF condition, then, else; LOOP body, condition. */
+/**
+ * Children in inference order: THEN/RACE/UNDO left, right; JOIN + extras; IF condition, then, else;
+ * LOOP body, condition.
+ */
 function childrenOf(n: TreeNode): TreeNode[] {
   const kids: (TreeNode | undefined)[] = [];
   switch (n.node_type) {
     case 'THEN':
     case 'RACE':
+    case 'UNDO':
       kids.push(n.left, n.right);
       break;
     case 'JOIN':
@@ -131,6 +135,12 @@ export function inferStatuses(root: TreeNode, physical: Map<string, PhysicalNode
     return false;
   };
 
+  // The root's run is over: a registered undo that has not run by now never will.
+  const rootPhysical = physical.get(root.id);
+  const rootStamp = rootPhysical ? stampOf(rootPhysical.stamp) : null;
+  const rootDone =
+    rootPhysical !== undefined && isTerminal(rootPhysical.status) && !(rootStamp !== null && isSuperseded(rootStamp.scope, rootStamp.generation));
+
   // 3./4. depth-first walk carrying nta and the highest-generation ancestor
   const out = new Map<string, Inferred>();
   interface Frame {
@@ -166,7 +176,18 @@ export function inferStatuses(root: TreeNode, physical: Map<string, PhysicalNode
     if (stamp !== null && (maxGen === null || stamp.generation >= maxGen.generation)) {
       childMaxGen = { generation: stamp.generation, id: node.id };
     }
-    for (const child of childrenOf(node)) stack.push({ node: child, nta: childNta, maxGen: childMaxGen });
+    for (const child of childrenOf(node)) {
+      let kidNta = childNta;
+      if (node.node_type === 'UNDO' && child === node.right && terminal && !superseded) {
+        // The undo of a saga step (ARCHITECTURE.md, "Sagas") is not decided by its UNDO node
+        // completing: that registers it, to run (in its own scope, so with runs of its own) if the
+        // instance later fails, a RETRY attempt fails or a RACE branch loses. Without runs it reads
+        // skipped when the forward failed (nothing registered) or the instance's root run is over
+        // (it never ran), else pending. A running or never-run UNDO passes its own nta down, as any node.
+        kidNta = p.status === 'failed' ? node.id : rootDone ? root.id : null;
+      }
+      stack.push({ node: child, nta: kidNta, maxGen: childMaxGen });
+    }
   }
 
   // 5. nodes the walk did not reach keep their physical status

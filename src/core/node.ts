@@ -21,6 +21,9 @@ export const NODE_TYPES = [
   // Ours, beyond the original: RETRY re-runs its child (left_node) on failure; TIMEOUT fails it
   // when it runs too long. Both keep their policy as JSON config in `query`.
   'RETRY', 'TIMEOUT',
+  // Ours: a saga step. UNDO runs its forward node (left_node); once that completes, its undo
+  // (right_node) is registered and runs, most recent first, if the instance fails.
+  'UNDO',
 ] as const;
 
 /** Limits of df.retry / df.timeout (numbers chosen so a policy cannot hold an instance for ever by accident). */

@@ -92,6 +92,10 @@ function structureError(node: Node, t: NodeType): string | null {
       if (!hasLeft || !hasRight) return 'RACE node requires left_node and right_node';
       if (hasQuery) return 'RACE node must not have a query';
       return null;
+    case 'UNDO':
+      if (!hasLeft || !hasRight) return 'UNDO node requires left_node (the forward step) and right_node (its undo)';
+      if (hasQuery) return 'UNDO node must not have a query';
+      return null;
     case 'RETRY':
     case 'TIMEOUT':
       if (!hasLeft) return `${t} node requires left_node (the node it applies to)`;

@@ -178,11 +178,25 @@ export function result(id: string): string | null {
       WHERE i.id OPERATOR(pg_catalog.=) $1::text`,
     [id],
   );
-  return row && row.status === 'completed' ? row.result : null;
+  if (!row) return null;
+  if (row.status === 'completed') return row.result;
+  // A failed saga's report (what failed, what was undone): src/worker/interpreter.ts.
+  if ((row.status === 'failed' || row.status === 'cancelled') && row.result !== null && row.result.startsWith('{') && row.result.includes('"compensation"')) return row.result;
+  return null;
 }
 
-export function cancel(id: string, reason: string): string {
-  if (visibleStatus(id) === null) throw new DfError(`Instance not found or access denied: ${id}`, '42704');
+/** The reserved signal that asks the worker for a compensating cancel (src/worker/instance.ts). */
+export const COMPENSATE_SIGNAL = 'pg_durable:compensate';
+
+export function cancel(id: string, reason: string, compensate = false): string {
+  const st = visibleStatus(id);
+  if (st === null) throw new DfError(`Instance not found or access denied: ${id}`, '42704');
+  if (compensate) {
+    // The worker undoes what completed, then ends the instance cancelled: a request, applied at COMMIT.
+    if (TERMINAL.indexOf(st) >= 0) throw new DfError(`Instance ${id} is already ${st}`, '55000');
+    exec('INSERT INTO df._signals (instance_id, signal_name, payload) VALUES ($1::text, $2::text, $3::text)', [id, COMPENSATE_SIGNAL, JSON.stringify({ reason })]);
+    return `Instance ${id} cancelling: undoing its completed steps first (compensate => true): ${reason}`;
+  }
   try {
     exec(
       `UPDATE df.instances SET status = 'cancelled', updated_at = pg_catalog.now()

@@ -24,4 +24,5 @@ export const DSL_ENTRIES = {
   wait_for_signal: (name: string | null, timeout: number | null) => b.waitForSignal(name, timeout),
   retry: (node: string, maxAttempts: number, backoffSeconds: number) => b.retry(node, maxAttempts, backoffSeconds, opts(node)),
   timeout: (node: string, seconds: number) => b.timeout(node, seconds, opts(node)),
+  with_undo: (forward: string, undo: string) => b.withUndo(forward, undo, opts(forward, undo)),
 };

@@ -45,14 +45,14 @@ CREATE TABLE df.nodes (
     CONSTRAINT nodes_instance_id_format_chk CHECK (instance_id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
     CONSTRAINT nodes_left_node_format_chk CHECK (left_node IS NULL OR left_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
     CONSTRAINT nodes_right_node_format_chk CHECK (right_node IS NULL OR right_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
-    CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT']::pg_catalog.text[])),
+    CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[])),
     CONSTRAINT nodes_result_name_chk CHECK (result_name IS NULL OR result_name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]*$'),
     CONSTRAINT nodes_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed']::pg_catalog.text[])),
     CONSTRAINT nodes_result_status_chk CHECK (result IS NULL OR status OPERATOR(pg_catalog.=) ANY (ARRAY['completed','failed']::pg_catalog.text[])),
     CONSTRAINT nodes_structure_chk CHECK (CASE
         WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
             THEN left_node IS NULL AND right_node IS NULL AND query IS NOT NULL
-        WHEN node_type OPERATOR(pg_catalog.=) 'THEN' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
         WHEN node_type OPERATOR(pg_catalog.=) 'IF' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NOT NULL
         WHEN node_type OPERATOR(pg_catalog.=) 'LOOP' THEN left_node IS NOT NULL AND right_node IS NULL
         WHEN node_type OPERATOR(pg_catalog.=) 'JOIN' THEN left_node IS NOT NULL AND right_node IS NOT NULL

@@ -51,6 +51,9 @@ CREATE FUNCTION df.op_if_then(condition df.node, then_branch df.node) RETURNS df
 CREATE FUNCTION df.op_if_else(partial_if df.node, else_branch df.node) RETURNS df.node
     LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
     AS $$ SELECT df.if_else_op(partial_if::pg_catalog.text, else_branch::pg_catalog.text)::df.node $$;
+CREATE FUNCTION df.op_undo(forward df.node, undo df.node) RETURNS df.node
+    LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT df.with_undo(forward::pg_catalog.text, undo::pg_catalog.text)::df.node $$;
 CREATE FUNCTION df.op_loop(body df.node) RETURNS df.node
     LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
     AS $$ SELECT df.loop_prefix_op(body::pg_catalog.text)::df.node $$;
@@ -62,3 +65,7 @@ CREATE OPERATOR pg_catalog.|   (LEFTARG = df.node, RIGHTARG = df.node, FUNCTION 
 CREATE OPERATOR pg_catalog.?>  (LEFTARG = df.node, RIGHTARG = df.node, FUNCTION = df.op_if_then);
 CREATE OPERATOR pg_catalog.!>  (LEFTARG = df.node, RIGHTARG = df.node, FUNCTION = df.op_if_else);
 CREATE OPERATOR pg_catalog.@>  (RIGHTARG = df.node, FUNCTION = df.op_loop);
+-- Ours: `forward <~ undo` (df.with_undo). Not the proposal's `<->`, which is pg_trgm's text
+-- distance and tsquery's phrase operator: with two unknown literals it could resolve to either.
+-- No operator named `<~` exists in PostgreSQL or its contrib modules.
+CREATE OPERATOR pg_catalog.<~  (LEFTARG = df.node, RIGHTARG = df.node, FUNCTION = df.op_undo);

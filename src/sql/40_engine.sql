@@ -55,7 +55,10 @@ CREATE FUNCTION df._on_signal_insert() RETURNS trigger
 BEGIN
     UPDATE df._work SET due_at = pg_catalog.now()
      WHERE instance_id OPERATOR(pg_catalog.=) NEW.instance_id AND due_at OPERATOR(pg_catalog.>) pg_catalog.now();
-    PERFORM pg_catalog.pg_notify('pg_durable', 'signal:' OPERATOR(pg_catalog.||) NEW.instance_id);
+    -- df.cancel(..., compensate => true) files its request as this reserved signal.
+    PERFORM pg_catalog.pg_notify('pg_durable',
+        CASE WHEN NEW.signal_name OPERATOR(pg_catalog.=) 'pg_durable:compensate' THEN 'compensate:' ELSE 'signal:' END
+        OPERATOR(pg_catalog.||) NEW.instance_id);
     RETURN NULL;
 END
 $$;

@@ -10,8 +10,9 @@
 --
 -- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?}], at most one
 -- event per (stamp, node) — the worker coalesces. p_instance_status: NULL (nodes only), 'running',
--- 'completed', 'failed' or 'continue:<g>' (root loop: close execution g, open g+1; if g+1 is
--- already open, a retry after an ambiguous commit, nothing more happens).
+-- 'completed', 'failed', 'cancelled' (a compensating cancel, after its undos) or 'continue:<g>'
+-- (root loop: close execution g, open g+1; if g+1 is already open, a retry after an ambiguous
+-- commit, nothing more happens).
 CREATE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
                            p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
     RETURNS pg_catalog.int4
@@ -71,6 +72,12 @@ BEGIN
         UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
          WHERE instance_id = p_instance AND execution_id = v_exec;
         DELETE FROM df._work WHERE instance_id = p_instance;
+    ELSIF p_instance_status = 'cancelled' THEN
+        -- df.cancel(..., compensate => true): the undos ran; the cancel trigger drops the queue row.
+        UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        UPDATE df.instances SET status = 'cancelled', updated_at = now()
+         WHERE id = p_instance AND status IN ('pending', 'running');
     ELSIF p_instance_status LIKE 'continue:%' THEN
         IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
             UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output

@@ -27,6 +27,8 @@ export interface WorkerConfig {
   shutdownGraceSeconds: number;
   httpAllowLoopback: boolean;
   httpAllowPrivate: boolean;
+  /** Let df.http URLs name a literal IP address (the original refuses them); range checks still apply. */
+  httpAllowIpLiterals: boolean;
   httpAllowedHosts: string[] | null;
   httpMaxRetries: number;
   /** Largest step result (SQL rows as JSON, HTTP response body) in bytes; a bigger one fails its node. */
@@ -34,6 +36,10 @@ export interface WorkerConfig {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Test hook: timers run this many times faster (1 = real time). Environment only. */
   clockSpeed: number;
+  /** --metrics-port: serve /metrics and /healthz on this port (0: any free port), null = off. */
+  metricsPort: number | null;
+  /** --metrics-host: the address the metrics server binds. */
+  metricsHost: string;
 }
 
 export class ConfigError extends Error {}
@@ -55,10 +61,13 @@ options (environment variable in brackets):
   --shutdown-grace SEC      graceful shutdown deadline (30)                [PG_DURABLE_SHUTDOWN_GRACE]
   --http-allow-loopback     let df.http reach 127.0.0.0/8 and ::1 (tests) [PG_DURABLE_HTTP_ALLOW_LOOPBACK=1]
   --http-allow-private      let df.http reach private ranges              [PG_DURABLE_HTTP_ALLOW_PRIVATE=1]
+  --http-allow-ip-literals  let df.http URLs name an IP address (ranges still checked) [PG_DURABLE_HTTP_ALLOW_IP_LITERALS=1]
   --http-allowed-hosts LIST comma-separated host suffixes df.http may reach [PG_DURABLE_HTTP_ALLOWED_HOSTS]
   --http-max-retries N      retries of 5xx / transport errors (2)          [PG_DURABLE_HTTP_MAX_RETRIES]
   --max-result-bytes N      largest step result, SQL or HTTP (16777216)   [PG_DURABLE_MAX_RESULT_BYTES]
   --log-level LEVEL         trace|debug|info|warn|error|silent (info)      [PG_DURABLE_LOG_LEVEL]
+  --metrics-port N          serve /metrics (Prometheus) and /healthz (off) [PG_DURABLE_METRICS_PORT]
+  --metrics-host ADDR       address the metrics server binds (127.0.0.1)   [PG_DURABLE_METRICS_HOST]
 `;
 
 function int(name: string, raw: string | undefined, def: number, min: number, max: number): number {
@@ -92,10 +101,13 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
         'shutdown-grace': { type: 'string' },
         'http-allow-loopback': { type: 'boolean' },
         'http-allow-private': { type: 'boolean' },
+        'http-allow-ip-literals': { type: 'boolean' },
         'http-allowed-hosts': { type: 'string' },
         'http-max-retries': { type: 'string' },
         'max-result-bytes': { type: 'string' },
         'log-level': { type: 'string' },
+        'metrics-port': { type: 'string' },
+        'metrics-host': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -123,6 +135,7 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     throw new ConfigError(`--log-level must be one of trace, debug, info, warn, error, silent; got '${level}'`);
   }
   const hosts = s('http-allowed-hosts', 'PG_DURABLE_HTTP_ALLOWED_HOSTS');
+  const metricsPort = s('metrics-port', 'PG_DURABLE_METRICS_PORT');
   const speed = Number(env.PG_DURABLE_TEST_CLOCK_SPEED ?? '1');
   if (!(speed >= 1 && speed <= 3600)) throw new ConfigError('PG_DURABLE_TEST_CLOCK_SPEED must be between 1 and 3600');
   return {
@@ -137,12 +150,15 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     shutdownGraceSeconds: int('--shutdown-grace', s('shutdown-grace', 'PG_DURABLE_SHUTDOWN_GRACE'), 30, 0, 3600),
     httpAllowLoopback: bool(values['http-allow-loopback'] ?? env.PG_DURABLE_HTTP_ALLOW_LOOPBACK),
     httpAllowPrivate: bool(values['http-allow-private'] ?? env.PG_DURABLE_HTTP_ALLOW_PRIVATE),
+    httpAllowIpLiterals: bool(values['http-allow-ip-literals'] ?? env.PG_DURABLE_HTTP_ALLOW_IP_LITERALS),
     httpAllowedHosts: hosts ? hosts.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean) : null,
     httpMaxRetries: int('--http-max-retries', s('http-max-retries', 'PG_DURABLE_HTTP_MAX_RETRIES'), 2, 0, 20),
     // At most 256 MiB: a result travels as one jsonb value (limit ~255 MB) and one JS string.
     maxResultBytes: int('--max-result-bytes', s('max-result-bytes', 'PG_DURABLE_MAX_RESULT_BYTES'), DEFAULT_MAX_RESULT_BYTES, 1024, 256 * 1024 * 1024),
     logLevel: level as WorkerConfig['logLevel'],
     clockSpeed: speed,
+    metricsPort: metricsPort === undefined || metricsPort === '' ? null : int('--metrics-port', metricsPort, 0, 0, 65535),
+    metricsHost: s('metrics-host', 'PG_DURABLE_METRICS_HOST') ?? '127.0.0.1',
   };
 }
 

@@ -3,7 +3,8 @@
  * deviation 9: runtime configuration of the worker, not a build feature.
  *
  * Security gates, in order: EXECUTE privilege of the submitting role (re-checked per node), URL
- * scheme (http/https), host extraction and optional domain allow-list, then DNS: every resolved
+ * scheme (http/https), host extraction, no IP-literal host (unless --http-allow-ip-literals), the
+ * optional domain allow-list, then DNS: every resolved
  * address is checked and blocked ones are discarded; the request connects only to the vetted
  * addresses (a custom `lookup` hands them to the socket), which defeats DNS rebinding. Redirects are
  * never followed. 5xx responses and transport errors are retried a bounded number of times with
@@ -18,7 +19,9 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { TextDecoder } from 'node:util';
+import ipaddr from 'ipaddr.js';
 import { DfError } from '../core/errors';
+import { metrics } from './metrics';
 
 // ---------------------------------------------------------------------------------------------
 // Policy
@@ -29,6 +32,11 @@ export interface EgressPolicy {
   allowLoopback: boolean;
   /** Allow RFC 1918, CGNAT 100.64.0.0/10 and IPv6 ULA fc00::/7. Link-local/metadata stay blocked. */
   allowPrivate: boolean;
+  /**
+   * Allow URLs whose host is an IP address literal (the original refuses them: `bare IP`). Off by
+   * default; when on, the address still passes the range checks above.
+   */
+  allowIpLiterals: boolean;
   /** When non-null, the host must equal an entry or be a subdomain of one. */
   allowedHosts: string[] | null;
   /** Extra attempts after a 5xx or transport error. */
@@ -45,6 +53,7 @@ export function defaultEgressPolicy(version: string): EgressPolicy {
   return {
     allowLoopback: false,
     allowPrivate: false,
+    allowIpLiterals: false,
     allowedHosts: null,
     maxRetries: 2,
     retryBaseMs: 500,
@@ -58,108 +67,71 @@ export function defaultEgressPolicy(version: string): EgressPolicy {
 
 type Verdict = 'public' | 'loopback' | 'private' | 'never';
 
-function parseIpv4(s: string): number | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    n = n * 256 + v;
+/** The IPv4 address held in two 16-bit groups of an IPv6 address. */
+const embeddedV4 = (hi: number, lo: number): ipaddr.IPv4 => new ipaddr.IPv4([hi >> 8, hi & 0xff, lo >> 8, lo & 0xff]);
+
+/** IPv4 ranges by ipaddr.js's RFC tables; anything not listed (multicast, reserved, ...) is public. */
+function classifyIpv4(a: ipaddr.IPv4): Verdict {
+  switch (a.range()) {
+    case 'unspecified': // 0.0.0.0/8 "this network" (0.0.0.0 reaches the local host)
+    case 'linkLocal': // 169.254.0.0/16, incl. cloud metadata 169.254.169.254
+      return 'never';
+    case 'loopback':
+      return 'loopback';
+    case 'private': // RFC 1918
+    case 'carrierGradeNat': // 100.64.0.0/10
+      return 'private';
+    default:
+      return 'public';
   }
-  return n;
 }
 
-/** Eight 16-bit groups, or undefined when `s` is not an IPv6 address (a zone id is ignored). */
-function parseIpv6(input: string): number[] | undefined {
-  let s = input;
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  if (s.startsWith('[') && s.endsWith(']')) s = s.slice(1, -1);
-  if (!s.includes(':')) return undefined;
-  // an embedded dotted IPv4 address becomes the last two groups
-  const lastColon = s.lastIndexOf(':');
-  const lastPart = s.slice(lastColon + 1);
-  if (lastPart.includes('.')) {
-    const v4 = parseIpv4(lastPart);
-    if (v4 === undefined) return undefined;
-    s = s.slice(0, lastColon + 1) + Math.floor(v4 / 65536).toString(16) + ':' + (v4 % 65536).toString(16);
-  }
-  const parseGroups = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
+/** IPv6 ranges by ipaddr.js's RFC tables; an embedded IPv4 address decides for the transition forms. */
+function classifyIpv6(a: ipaddr.IPv6): Verdict {
+  const g = a.parts;
+  switch (a.range() as string) { // the bundled typings lack some range names (deprecatedSiteLocal)
+    case 'unspecified': // ::
+    case 'linkLocal': // fe80::/10
+      return 'never';
+    case 'loopback': // ::1
+      return 'loopback';
+    case 'ipv4Mapped': // ::ffff:a.b.c.d
+    case 'rfc6145': // ::ffff:0:a.b.c.d (SIIT)
+      return classifyIpv4(embeddedV4(g[6], g[7]));
+    case 'rfc6052': {
+      // NAT64: 64:ff9b::/96 (the embedded address decides) and local-use 64:ff9b:1::/48 (never better than private)
+      const inner = classifyIpv4(embeddedV4(g[6], g[7]));
+      return g[2] === 1 && inner === 'public' ? 'private' : inner;
     }
-    return out;
-  };
-  const dbl = s.indexOf('::');
-  if (dbl < 0) {
-    const all = parseGroups(s);
-    return all && all.length === 8 ? all : undefined;
+    case '6to4': // 2002:AABB:CCDD::/48
+      return classifyIpv4(embeddedV4(g[1], g[2]));
+    case 'teredo': // 2001::/32, client address inverted in the last 32 bits
+      return classifyIpv4(embeddedV4(g[6] ^ 0xffff, g[7] ^ 0xffff));
+    case 'deprecatedSiteLocal': // fec0::/10
+      return 'private';
+    case 'uniqueLocal': // fc00::/7; fd00:ec2::254 is the AWS instance-metadata endpoint
+      return a.toNormalizedString() === 'fd00:ec2:0:0:0:0:0:254' ? 'never' : 'private';
+    default:
+      // deprecated IPv4-compatible ::a.b.c.d has no range of its own in the tables
+      if (g.slice(0, 6).every((x) => x === 0)) return classifyIpv4(embeddedV4(g[6], g[7]));
+      return 'public';
   }
-  if (s.indexOf('::', dbl + 1) >= 0) return undefined;
-  const head = parseGroups(s.slice(0, dbl));
-  const rest = parseGroups(s.slice(dbl + 2));
-  if (!head || !rest) return undefined;
-  const fill = 8 - head.length - rest.length;
-  if (fill < 1) return undefined;
-  return [...head, ...new Array<number>(fill).fill(0), ...rest];
-}
-
-function classifyIpv4(n: number): Verdict {
-  const a = Math.floor(n / 16777216);
-  const b = Math.floor(n / 65536) % 256;
-  if (a === 0) return 'never'; // 0.0.0.0/8 "this network" (0.0.0.0 reaches the local host)
-  if (a === 169 && b === 254) return 'never'; // link-local incl. cloud metadata 169.254.169.254
-  if (a === 127) return 'loopback';
-  if (a === 10) return 'private';
-  if (a === 172 && b >= 16 && b <= 31) return 'private';
-  if (a === 192 && b === 168) return 'private';
-  if (a === 100 && b >= 64 && b <= 127) return 'private'; // CGNAT
-  return 'public';
-}
-
-function classifyIpv6(g: number[]): Verdict {
-  const v4 = (hi: number, lo: number): number => hi * 65536 + lo;
-  const zero = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0);
-  if (zero(0, 8)) return 'never'; // ::
-  if (zero(0, 7) && g[7] === 1) return 'loopback'; // ::1
-  if (zero(0, 5) && g[5] === 0xffff) return classifyIpv4(v4(g[6], g[7])); // ::ffff:a.b.c.d
-  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return classifyIpv4(v4(g[6], g[7])); // ::ffff:0:a.b.c.d (SIIT)
-  if (zero(0, 6)) return classifyIpv4(v4(g[6], g[7])); // deprecated IPv4-compatible ::a.b.c.d
-  if (g[0] === 0x64 && g[1] === 0xff9b && zero(2, 6)) return classifyIpv4(v4(g[6], g[7])); // NAT64 64:ff9b::/96
-  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) {
-    // local-use NAT64 64:ff9b:1::/48: the embedded address decides, but never better than private
-    const inner = classifyIpv4(v4(g[6], g[7]));
-    return inner === 'public' ? 'private' : inner;
-  }
-  if (g[0] === 0x2002) return classifyIpv4(v4(g[1], g[2])); // 6to4 2002:AABB:CCDD::/48
-  if (g[0] === 0x2001 && g[1] === 0) return classifyIpv4(v4(g[6] ^ 0xffff, g[7] ^ 0xffff)); // Teredo client
-  if ((g[0] & 0xffc0) === 0xfe80) return 'never'; // link-local fe80::/10
-  if ((g[0] & 0xffc0) === 0xfec0) return 'private'; // deprecated site-local fec0::/10
-  if ((g[0] & 0xfe00) === 0xfc00) {
-    // unique local fc00::/7; fd00:ec2::254 is the AWS instance-metadata endpoint
-    if (g[0] === 0xfd00 && g[1] === 0x0ec2 && zero(2, 7) && g[7] === 0x254) return 'never';
-    return 'private';
-  }
-  return 'public';
 }
 
 /**
- * Whether `ip` (an IPv4 or IPv6 literal) must not be connected to under `policy`. Anything that does
- * not parse as an IP address is blocked (fail closed).
+ * Whether `ip` (an IPv4 or IPv6 literal, as a resolver returns it) must not be connected to under
+ * `policy`. Parsing is ipaddr.js's, strict: IPv4 only as four decimal parts (the short and numeric
+ * forms are URL syntax, normalised by the WHATWG parser before we get here). Anything that does not
+ * parse as an IP address is blocked (fail closed).
  */
 export function isBlockedAddress(ip: string, policy: Pick<EgressPolicy, 'allowLoopback' | 'allowPrivate'>): boolean {
-  const v4 = parseIpv4(ip);
   let verdict: Verdict;
-  if (v4 !== undefined) verdict = classifyIpv4(v4);
-  else {
-    const v6 = parseIpv6(ip);
-    if (!v6) return true;
-    verdict = classifyIpv6(v6);
+  try {
+    if (ipaddr.IPv4.isValidFourPartDecimal(ip)) verdict = classifyIpv4(ipaddr.IPv4.parse(ip));
+    else if (ipaddr.IPv6.isValid(ip)) verdict = classifyIpv6(ipaddr.IPv6.parse(ip));
+    else return true;
+  } catch {
+    return true;
   }
   switch (verdict) {
     case 'public':
@@ -171,6 +143,16 @@ export function isBlockedAddress(ip: string, policy: Pick<EgressPolicy, 'allowLo
     case 'never':
       return true;
   }
+}
+
+/**
+ * Whether a URL host is an IP address literal in any form a client would accept: dotted, short
+ * (`127.1`), numeric (`2130706433`), hex or octal parts (`0x7f.1`), IPv6 with or without brackets
+ * or a zone id, IPv4-mapped IPv6. ipaddr.js accepts all of these.
+ */
+export function isIpLiteral(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  return h !== '' && (net.isIP(h) !== 0 || ipaddr.isValid(h));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,7 +313,7 @@ function auditor(kind: HttpAuditEntry['kind'], url: string, ctx: HttpContext): A
     }
   };
   return {
-    block: (block) => emit({ kind, role: ctx.role, url, outcome: 'blocked', block }),
+    block: (block) => (metrics.egressBlocked.inc({ gate: block }), emit({ kind, role: ctx.role, url, outcome: 'blocked', block })), // metrics
     attempt: (attempt, outcome, detail) => emit({ kind, role: ctx.role, url, outcome, attempt, ...detail }),
   };
 }
@@ -368,12 +350,23 @@ function checkUrl(url: string, policy: EgressPolicy, audit: Auditor): Target {
     audit.block('scheme');
     throw new DfError(`Blocked: unsupported URL scheme '${scheme}'. Only http and https are allowed.`);
   }
+  // The original's rule (API §14): no literal IP host, whatever its range. Both the §14 extraction
+  // and the WHATWG host are checked, so `http://2130706433/`, `http://0x7f.1/`, `http://[::1]/`
+  // and `http://a.com\@127.0.0.1/` are all refused before anything is resolved or contacted.
+  if (!policy.allowIpLiterals && (isIpLiteral(host) || isIpLiteral(extracted))) {
+    audit.block('ip');
+    throw new DfError(BARE_IP);
+  }
   if (policy.allowedHosts !== null && !hostAllowed(host, policy.allowedHosts)) {
     audit.block('allowlist');
     throw new DfError(`Blocked: '${host}' is not in the allowed endpoint list.`);
   }
   return { parsed, host };
 }
+
+/** API §14's first sentence, verbatim (users match `bare IP`); the second names our way out. */
+export const BARE_IP =
+  'Blocked: requests to bare IP addresses are not permitted. Use a hostname instead (operators: --http-allow-ip-literals lets literal addresses through the range checks).';
 
 /** The DNS gate's rejection (never retried). */
 class RestrictedAddressError extends DfError {}
@@ -531,6 +524,13 @@ function dispositionValue(s: string): string {
   return '"' + s.replace(/"/g, '%22').replace(/\r/g, '%0D').replace(/\n/g, '%0A') + '"';
 }
 
+/**
+ * Hand-written on purpose: Node's FormData (`new Response(formData)`) gives every binary part
+ * `filename="blob"` and a Content-Type, and normalises line breaks in text parts; the `form-data`
+ * package adds `application/octet-stream` and strips directories from filenames. Either changes
+ * the wire format the original (reqwest) sends: a part has a filename / Content-Type only when the
+ * config gives one, and its bytes go out untouched.
+ */
 function multipartBody(parts: Part[], boundary: string): Buffer {
   const chunks: Buffer[] = [];
   for (const p of parts) {
@@ -625,6 +625,7 @@ async function performWithRetries(req: Prepared, ctx: HttpContext, audit: Audito
       retryable = te.retryable;
     }
     if (!retryable || attempt >= maxRetries) throw failure;
+    metrics.retries.inc({ type: 'HTTP', reason: 'http' }); // metrics
     const base = Math.max(0, ctx.policy.retryBaseMs) * 2 ** attempt;
     await sleep(base * (0.8 + 0.4 * Math.random()), ctx.signal, req.url);
   }

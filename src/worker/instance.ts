@@ -14,9 +14,9 @@ import { buildTree } from '../core/flatten';
 import type { Node, TreeNode } from '../core/node';
 import { validateGraph } from '../core/validate';
 import { Aborted } from './clock';
-import { Interpreter, type Deps, type InstanceState } from './interpreter';
-import { LeaseLost } from './steps';
-import { MAX_LOADED_GRAPH_BYTES, MAX_LOADED_NODES, type Claim, type NodeEvent } from './store';
+import { Interpreter, failingPath, type Deps, type InstanceState } from './interpreter';
+import { LeaseLost, StepIdentityError } from './steps';
+import { MAX_LOADED_GRAPH_BYTES, MAX_LOADED_NODES, type Claim } from './store';
 
 export interface InstanceRunOptions {
   defaultDatabase: string;
@@ -27,20 +27,24 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
   const { store, log } = deps;
   const { instance, nodes, history } = await store.loadInstance(claim.instanceId, claim.executionId);
   if (!instance) return; // rolled back or deleted meanwhile: its queue row went with it
+  // Fails the instance before anything runs. If an earlier worker had started it, the root and
+  // every run it left `running` (the path it was on) are stamped failed and finished runs keep
+  // their outcome; an instance that never ran keeps its nodes `pending` (nothing ran).
   const failInstance = async (message: string) => {
-    await store.commit(claim.instanceId, claim.token, [], 'failed', message);
+    const events = history.length === 0 ? [] : failingPath(history, instance.rootNode, `${instance.id}::${claim.executionId}`, message);
+    await store.commit(claim.instanceId, claim.token, events, 'failed', message);
     log.info({ instance: claim.instanceId, status: 'failed', error: message }, 'instance failed');
   };
-  if (instance.role === null) return failInstance(`Instance ${instance.id}: submitted_by role no longer exists in pg_roles`);
+  if (instance.role === null) {
+    return failInstance(`Instance ${instance.id}: the role that started it (oid ${instance.roleOid}) no longer exists; its steps ran as that role`);
+  }
   if (instance.superuser && !(await opts.superuserAllowed())) {
     return failInstance(`pg_durable blocked instance ${instance.id}: submitted_by role "${instance.role}" is a superuser, but pg_durable.enable_superuser_instances is off`);
   }
   if (!instance.canLogin) {
     return failInstance(`Instance ${instance.id}: submitted_by role "${instance.role}" does not have LOGIN privilege any more; steps run as that role. Grant LOGIN to it again or start the workflow as another role.`);
   }
-  if (!instance.canUse) {
-    return failInstance(`Instance ${instance.id}: submitted_by role "${instance.role}" can no longer use pg_durable: its steps need USAGE on schema df and EXECUTE on df._commit (df.grant_usage)`);
-  }
+  if (!instance.canUse) return failInstance(`Instance ${instance.id}: ${lostPrivileges(instance.role)}`);
   if (instance.nodeCount > MAX_LOADED_NODES) {
     return failInstance(`Instance ${instance.id}: invalid graph: ${instance.nodeCount} nodes exceed the maximum node count of ${MAX_LOADED_NODES}`);
   }
@@ -66,7 +70,12 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
     executionId: claim.executionId,
   };
   state?.(inst);
-  const interpreter = new Interpreter(deps, inst, root, history, signal);
+  // A step in another database may have left a prepared transaction behind (a crash between
+  // PREPARE and COMMIT PREPARED): settle it by its checkpoint before anything replays.
+  await deps.steps.recoverInstance(inst.id, inst.database);
+  // df.cancel(..., compensate => true): replay what is recorded, fail the frontier, undo, end cancelled.
+  const cancelRequest = await store.compensationRequest(inst.id);
+  const interpreter = new Interpreter(deps, inst, root, history, signal, cancelRequest);
   try {
     if (history.length === 0 && claim.executionId === 1) {
       log.info({ instance: inst.id, status: 'running', label: inst.label, role: inst.role }, 'instance started');
@@ -77,21 +86,38 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
     if (outcome.kind === 'ok') log.info({ instance: inst.id, status: 'completed' }, 'instance completed');
     else if (outcome.kind === 'fail') log.info({ instance: inst.id, status: 'failed', error: outcome.error }, 'instance failed');
   } catch (err) {
-    if (err instanceof Aborted) {
+    if (err instanceof Aborted && signal.reason === 'compensate' && cancelRequest === null) {
+      // A compensating cancel arrived mid-run: start over from the durable history in compensating
+      // mode (its own signal: the old one is spent; a plain df.cancel still ends it, the lease goes).
+      log.info({ instance: inst.id }, 'compensating cancel: undoing the completed steps');
+      const again = await store.loadInstance(inst.id, inst.executionId);
+      const reason = (await store.compensationRequest(inst.id)) ?? 'Cancelled by user';
+      await new Interpreter(deps, inst, root, again.history, new AbortController().signal, reason).run();
+      log.info({ instance: inst.id, status: 'cancelled' }, 'instance cancelled after compensation');
+    } else if (err instanceof Aborted) {
       log.info({ instance: inst.id, reason: signal.reason ?? 'aborted' }, 'instance stopped');
     } else if (err instanceof LeaseLost || (err as { code?: string }).code === 'PD001') {
       log.warn({ instance: inst.id }, 'lease lost (cancelled, finished or taken over); stopping this run');
-    } else if (recurring(err)) {
-      // Retrying would fail the same way at every lease expiry: end the instance with the reason.
-      const message = `Instance ${inst.id}: ${(err as Error).message}`;
-      const rootEvent: NodeEvent = { node: root.id, stamp: `${inst.id}::${inst.executionId}`, status: 'failed', result: message, json: false };
-      await store.commit(inst.id, inst.token, [rootEvent], 'failed', message);
+    } else if (recurring(err) || err instanceof StepIdentityError) {
+      // Retrying would fail the same way at every lease expiry: end the instance with the reason,
+      // naming what happened to the role when that is the cause, and stamp the failing path.
+      const standing = await store.roleStanding(inst.roleOid);
+      const cause = (err as Error).message;
+      let message: string;
+      if (!standing.exists) message = `Instance ${inst.id}: role "${inst.role}" no longer exists (dropped while the instance ran); its steps ran as that role (${cause})`;
+      else if (!standing.canUse) message = `Instance ${inst.id}: ${lostPrivileges(inst.role)} (${cause})`;
+      else if (!standing.canLogin) message = `Instance ${inst.id}: role "${inst.role}" lost its LOGIN privilege; steps run as that role (${cause})`;
+      else message = `Instance ${inst.id}: ${cause}`;
+      await interpreter.abandon(message);
       log.error({ instance: inst.id, status: 'failed', error: message }, 'instance failed on an error that would recur');
     } else {
       throw err;
     }
   }
 }
+
+const lostPrivileges = (role: string) =>
+  `role "${role}" lost its pg_durable privileges (df.revoke_usage, or USAGE on schema df / EXECUTE on df._commit revoked): its steps cannot checkpoint. Run df.grant_usage('${role}') and start the workflow again`;
 
 /**
  * Errors that do not go away by retrying: JS type/range/syntax errors (a malformed hand-written

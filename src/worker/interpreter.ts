@@ -17,9 +17,19 @@ import { conditionIsTrue, ifRowsTest } from '../core/truthy';
 import { Aborted, type Clock } from './clock';
 import { executeHttp, executeHttpMultipart, type EgressPolicy, type HttpAuditEntry } from './http';
 import type { Logger } from './log';
+import { metrics } from './metrics';
+import { snapshotFor, undoStamp, UndoStack, type Registration } from './saga';
 import type { SignalHub } from './signals';
 import { LeaseLost, type StepRunner } from './steps';
 import { COMMIT_SQL, type InstanceTransition, type NodeEvent, type RunRecord, type Store } from './store';
+
+/** One undo run by compensation: which forward it undid, and how it ended. */
+export interface CompensationEntry {
+  undo_of: string;
+  undo: string;
+  status: 'completed' | 'failed';
+  error?: string;
+}
 
 export type Outcome = { kind: 'ok'; result: string } | { kind: 'fail'; error: string } | { kind: 'break'; value: string };
 
@@ -93,6 +103,23 @@ function config<T>(node: TreeNode): T {
 }
 
 /**
+ * The events that fail an instance's path: every run still `running` becomes `failed` with
+ * `message`, and the root is failed even if it had no run yet (its start waits for the next
+ * durable write). Runs that finished are left alone.
+ */
+export function failingPath(history: Iterable<RunRecord>, rootId: string, rootStamp: string, message: string): NodeEvent[] {
+  const events: NodeEvent[] = [];
+  let root = false;
+  for (const r of history) {
+    if (r.status !== 'running') continue;
+    events.push({ node: r.nodeId, stamp: r.stamp, status: 'failed', result: message, json: false });
+    if (r.nodeId === rootId && r.stamp === rootStamp) root = true;
+  }
+  if (!root) events.push({ node: rootId, stamp: rootStamp, status: 'failed', result: message, json: false });
+  return events;
+}
+
+/**
  * A SQL step that is still running after this long gets its 'running' stamp written (for
  * monitoring); quicker steps go straight to completed in their own transaction. 200 ms: well above
  * a typical step (1-10 ms in docs/PERFORMANCE.md), well below what a person watching would notice.
@@ -113,6 +140,11 @@ export class Interpreter {
   /** A step's transaction already completed the instance (the last step of the root sequence). */
   private instanceDone = false;
   private readonly parents = new Map<TreeNode, TreeNode>();
+  private readonly byId = new Map<string, TreeNode>();
+  /** Registered undos of this execution (src/worker/saga.ts). */
+  private undos: UndoStack;
+  /** Undos running: UNDO nodes inside an undo register nothing (no compensation of compensations). */
+  private compensating = false;
 
   constructor(
     private readonly deps: Deps,
@@ -120,8 +152,11 @@ export class Interpreter {
     private readonly root: TreeNode,
     history: RunRecord[],
     private readonly signal: AbortSignal,
+    /** df.cancel(..., compensate => true): nothing new runs, the undos do, the instance ends cancelled. */
+    private readonly cancelRequest: string | null = null,
   ) {
     for (const r of history) this.history.set(`${r.stamp}|${r.nodeId}`, r);
+    if (history.length > 0) metrics.takeovers.inc(); // metrics
     const walk = (n: TreeNode) => {
       for (const c of [n.left, n.right, n.condition, ...(n.extras ?? [])]) {
         if (c) {
@@ -131,6 +166,9 @@ export class Interpreter {
       }
     };
     walk(root);
+    this.byId.set(root.id, root);
+    for (const n of this.parents.keys()) this.byId.set(n.id, n);
+    this.undos = new UndoStack(history, this.byId);
   }
 
 
@@ -142,11 +180,46 @@ export class Interpreter {
       outcome = fail('df.break() was called outside of a loop. df.break() may only be used inside df.loop().');
       this.rootEvent = this.event(this.root, this.rootScope().stamp, outcome);
     }
+    if (outcome.kind === 'fail' && this.undos.size > 0) {
+      // Nothing above absorbed the failure: run every registered undo before the instance ends.
+      const report = await this.compensateFailure(outcome.error);
+      outcome = fail(report);
+      // The report is JSON: df.result and df.instance_info return it as such.
+      this.rootEvent = { node: this.root.id, stamp: this.rootScope().stamp, status: 'failed', result: report, json: true, detail: null };
+    }
     if (this.instanceDone) return outcome;
     const events = this.rootEvent ? [this.rootEvent] : [];
     if (outcome.kind === 'ok') await this.write(events, 'completed', outcome.result);
-    else if (outcome.kind === 'fail') await this.write(events, 'failed', outcome.error);
+    else if (outcome.kind === 'fail') await this.write(events, this.cancelRequest === null ? 'failed' : 'cancelled', outcome.error);
     return outcome;
+  }
+
+  /**
+   * Ends the instance as failed with `message` after an error that would recur at every retry (the
+   * role lost its pg_durable privileges or no longer exists, a malformed node): what finished keeps
+   * its outcome (completions still pending are written first), and every run still `running` — the
+   * path from the root down to where the error struck, and parallel branches in flight — is
+   * stamped `failed` with the message, together with the instance. Worker connection only.
+   */
+  async abandon(message: string): Promise<void> {
+    const finished = this.withPending([]).events.filter((e) => e.status !== 'running');
+    if (finished.length > 0) {
+      try {
+        await this.deps.store.commit(this.inst.id, this.inst.token, finished);
+      } catch (err) {
+        if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+        throw err;
+      }
+      this.pending.clear();
+    }
+    const events = failingPath(this.history.values(), this.root.id, this.rootScope().stamp, message);
+    try {
+      await this.deps.store.commit(this.inst.id, this.inst.token, events, 'failed', message);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+      throw err;
+    }
+    this.record(events);
   }
 
   private rootScope(): Scope {
@@ -163,7 +236,7 @@ export class Interpreter {
     const t = transition;
     if (batch.events.length === 0 && t === null) return;
     try {
-      await this.deps.store.commit(this.inst.id, this.inst.token, batch.events, t, output);
+      await metrics.checkpoint('write', () => this.deps.store.commit(this.inst.id, this.inst.token, batch.events, t, output)); // metrics
     } catch (err) {
       if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
       throw err;
@@ -296,6 +369,7 @@ export class Interpreter {
       case 'LOOP': return this.loop(node, scope, `${scope.stamp}::${node.id}`);
       case 'RETRY': return this.retry(node, scope);
       case 'TIMEOUT': return this.timeout(node, scope);
+      case 'UNDO': return this.undoNode(node, scope);
       default: return this.leaf(node, scope);
     }
   }
@@ -309,7 +383,13 @@ export class Interpreter {
   private async leaf(node: TreeNode, scope: Scope): Promise<Outcome> {
     const rec = this.recorded(scope.stamp, node);
     if (rec && rec.status !== 'running') return this.remember(node, scope, this.fromRecord(node, rec));
+    // A compensating cancel: the frontier of the recorded run fails instead of running.
+    if (this.cancelRequest !== null && !this.compensating) return this.finished(node, scope, fail(`Cancelled: ${this.cancelRequest}`));
     this.deps.log.debug({ instance: this.inst.id, node: node.id, type: node.node_type, stamp: scope.stamp }, 'step');
+    return metrics.step(this.inst.id, node.node_type, () => this.runLeaf(node, scope)); // metrics
+  }
+
+  private runLeaf(node: TreeNode, scope: Scope): Promise<Outcome> {
     switch (node.node_type) {
       case 'SQL': return this.sql(node, scope);
       case 'BREAK': return this.breakNode(node, scope);
@@ -346,10 +426,14 @@ export class Interpreter {
         database: this.inst.database,
         sql: text,
         signal: scope.signal,
+        instance: this.inst.id,
+        stamp: scope.stamp,
+        node: node.id,
+        token: () => this.inst.token,
         // Inside the step's transaction: its completion, whatever is pending, and — for the last
         // step of the root sequence — the completion of that sequence and of the instance.
-        checkpoint: async (client, json) => {
-          const done: NodeEvent[] = [{ node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true }];
+        checkpoint: async (client, json, detail) => {
+          const done: NodeEvent[] = [{ node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true, detail: detail ?? null }];
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.withPending(done);
           const transition: InstanceTransition | null = spine ? 'completed' : null;
@@ -358,6 +442,10 @@ export class Interpreter {
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),
       });
+    } catch (err) {
+      // An error that ends the run (not a node failure): the step is where the failing path ends.
+      if (!(err instanceof Aborted) && !(err instanceof LeaseLost)) this.record([{ node: node.id, stamp: scope.stamp, status: 'running' }]);
+      throw err;
     } finally {
       clearTimeout(stampTimer);
     }
@@ -570,7 +658,10 @@ export class Interpreter {
     }
     const loser = 1 - first.i;
     controllers[loser].abort();
-    runs[loser]?.catch(() => undefined); // the loser unwinds with Aborted; its SQL was cancelled
+    // The loser unwinds with Aborted (its SQL is cancelled); what its forwards completed is undone.
+    await runs[loser]?.catch(() => undefined);
+    const lost = this.undos.take(`${scope.stamp}::${branches[loser].id}`);
+    if (lost.length > 0) await this.compensate(lost, `RACE ${node.id} decided: ${first.i === 0 ? 'left' : 'right'} branch won`);
     const events: NodeEvent[] = [];
     if (decided === null && branches[loser].node_type === 'LOOP') {
       events.push({ node: branches[loser].id, stamp: `${scope.stamp}::${branches[loser].id}::1`, status: 'failed', result: 'Loop branch cancelled after losing RACE', json: false });
@@ -604,7 +695,10 @@ export class Interpreter {
       const o = await this.exec(node.left!, attempt);
       if (o.kind !== 'fail') return this.finished(node, attempt, o, { attempt: k });
       last = o;
-      if (k === cfg.max_attempts) break;
+      // The last attempt's undos go with the failure, to whoever absorbs it; a compensating cancel tries nothing more.
+      if (k === cfg.max_attempts || (this.cancelRequest !== null && !this.compensating)) break;
+      // The next attempt redoes the work: undo what this one did first (most recent first).
+      await this.compensate(this.undos.take(attempt.stamp), `attempt ${k} of RETRY ${node.id} failed: ${o.error}`);
       const rec = this.recorded(attempt.stamp, node);
       let wakeAt = rec?.status === 'failed' && rec.detail?.wake_at !== undefined ? Number(rec.detail.wake_at) : null;
       if (wakeAt === null) {
@@ -613,10 +707,62 @@ export class Interpreter {
         await this.write([{ node: node.id, stamp: attempt.stamp, status: 'failed', result: o.error, json: false, detail: { attempt: k, wake_at: wakeAt } }]);
       }
       this.deps.log.info({ instance: this.inst.id, node: node.id, attempt: k, error: o.error }, 'attempt failed; retrying');
+      metrics.retries.inc({ type: node.left!.node_type, reason: 'retry_node' }); // metrics
       await this.deps.clock.sleepUntil(wakeAt, this.interruptible(scope));
     }
     const error = last.kind === 'fail' ? last.error : '';
     return this.finished(node, attempt, fail(`Retry exhausted after ${cfg.max_attempts} attempts: ${error}`), { attempt: cfg.max_attempts });
+  }
+
+  /**
+   * UNDO (a saga step): the forward runs in this scope; once it completes, its undo is registered
+   * (durably, with the named results it references) and the UNDO node completes with the forward's
+   * result. Inside a running undo nothing is registered.
+   */
+  private async undoNode(node: TreeNode, scope: Scope): Promise<Outcome> {
+    await this.started(node, scope);
+    const o = await this.exec(node.left!, scope);
+    if (o.kind !== 'ok' || this.compensating) return this.finished(node, scope, o);
+    const rec = this.recorded(scope.stamp, node);
+    const known = rec?.status === 'completed' && typeof rec.detail?.undo_seq === 'number';
+    const seq = known ? (rec.detail!.undo_seq as number) : this.undos.next();
+    const results = known && rec.detail?.undo_results && typeof rec.detail.undo_results === 'object'
+      ? (rec.detail.undo_results as Record<string, string>)
+      : snapshotFor(node.right!, scope.results);
+    this.undos.add({ node, stamp: scope.stamp, seq, results });
+    return this.finished(node, scope, o, { undo_seq: seq, undo_results: results });
+  }
+
+  /**
+   * Runs registered undos, most recent first, each in its own scope with the named results of its
+   * registration. An undo that fails does not stop the others: every one runs, and the report says
+   * which failed. Returns the report's entries.
+   */
+  private async compensate(regs: Registration[], why: string): Promise<CompensationEntry[]> {
+    const report: CompensationEntry[] = [];
+    if (regs.length === 0) return report;
+    this.deps.log.info({ instance: this.inst.id, undos: regs.length, why }, 'compensating');
+    const was = this.compensating;
+    this.compensating = true;
+    try {
+      for (const r of regs) {
+        const scope: Scope = { stamp: undoStamp(r), results: { ...r.results }, signal: this.signal };
+        const o = await this.exec(r.node.right!, scope);
+        const entry: CompensationEntry = { undo_of: r.node.left!.id, undo: r.node.right!.id, status: o.kind === 'fail' ? 'failed' : 'completed' };
+        if (o.kind === 'fail') entry.error = o.error;
+        report.push(entry);
+      }
+    } finally {
+      this.compensating = was;
+    }
+    return report;
+  }
+
+  /** The instance failed: undo everything registered; the report (JSON) says what failed and what was undone. */
+  private async compensateFailure(error: string): Promise<string> {
+    const report = await this.compensate(this.undos.take(null), `instance failed: ${error}`);
+    const failed = report.filter((e) => e.status === 'failed').length;
+    return JSON.stringify({ error, compensated: report.length - failed, compensation_failed: failed, compensation: report });
   }
 
   /**
@@ -741,6 +887,7 @@ export class Interpreter {
       await this.write([], `continue:${this.inst.executionId}` as InstanceTransition, output);
       this.inst.executionId += 1;
       this.history = new Map();
+      this.undos = new UndoStack([], this.byId); // an execution's undos end with it (continue-as-new)
       this.deps.log.info({ instance: this.inst.id, execution: this.inst.executionId }, 'loop continues as new execution');
     }
   }

@@ -7,18 +7,32 @@
  * Statements that cannot run in a transaction block (VACUUM, CREATE INDEX CONCURRENTLY, a CALL
  * that commits) fall back to autocommit and are at-least-once; the node's status_details say so.
  *
+ * A step in another database (`df.start(..., database => 'other')`) cannot share a transaction
+ * with its checkpoint, which always lands in the worker's own (home) database. Where the target
+ * allows it (max_prepared_transactions > 0) the step is exactly-once through two-phase commit:
+ * BEGIN; statement; PREPARE TRANSACTION '<gid>' (as the role, in the target); the checkpoint at
+ * home records the gid; COMMIT PREPARED '<gid>'. A crash leaves a prepared transaction behind,
+ * which recovery settles by the checkpoint: recorded → COMMIT PREPARED, not recorded and never
+ * recordable any more (its lease token is gone) → ROLLBACK PREPARED, and the step runs again.
+ * Recovery runs when an instance is claimed and every PREPARED_SWEEP_MS, on the worker's own
+ * (superuser) connection to the target. Without two-phase commit the step commits in the target
+ * and is checkpointed at home afterwards: at-least-once, said in status_details.
+ *
  * A result is capped at --max-result-bytes (16 MiB by default) of JSON: a bigger one fails the node
  * and, being inside the step transaction, rolls the statement back. The rows are still received
  * before they can be measured, so keep huge reads out of steps (LIMIT, aggregate, or write a table).
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
 import { DfError } from '../core/errors';
 import { Aborted } from './clock';
 import type { WorkerConfig } from './config';
-import { stepConnection } from './config';
+import { databaseOf, stepConnection } from './config';
 import type { Logger } from './log';
 import { AcquireTimeout, Semaphore } from './semaphore';
 import type { Store } from './store';
+import { metrics } from './metrics';
 import { isTransient, withRetry } from './transient';
 import { resultJson } from './typemap';
 
@@ -27,6 +41,19 @@ export type StepOutcome =
   | { kind: 'fail'; error: string };
 
 export class LeaseLost extends Error {}
+
+/**
+ * The step connection was refused for the role itself (it no longer exists, may not log in, or
+ * fails authentication): every step of the instance would fail the same way, so the run ends and
+ * the instance fails with what happened to the role (instance.ts).
+ */
+export class StepIdentityError extends Error {
+  readonly code: string | undefined;
+  constructor(message: string, code?: string) {
+    super(message);
+    this.code = code;
+  }
+}
 
 /**
  * The connection failed after the checkpoint was sent: the transaction may or may not have
@@ -62,22 +89,53 @@ const outputSettings = (local: boolean) =>
 const RESET_SESSION = 'CLOSE ALL; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES';
 /** Connection failures that patience will not fix: bad role/login, missing database. */
 const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
+/** How often prepared transactions left behind by crashed steps are looked for (besides at claim). */
+export const PREPARED_SWEEP_MS = 30_000;
+/** A prepared transaction younger than this is left to the run that made it by the periodic sweep. */
+const PREPARED_SWEEP_GRACE_S = 5;
+const hex = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
+/** The gid prefix of every prepared transaction of an instance, with the home database's oid. */
+export const gidPrefix = (homeOid: string, instance: string) => `pgd:${homeOid}:${instance}:`;
+/** status_details notes of cross-database steps. */
+export const TWO_PHASE_NOTE = (db: string) => `ran in database "${db}": exactly-once through two-phase commit`;
+export const AT_LEAST_ONCE_NOTE = (db: string) =>
+  `ran in database "${db}" without two-phase commit (its server has max_prepared_transactions = 0): at-least-once`;
 
 export interface StepRequest {
   role: string;
   database: string;
   sql: string;
   signal: AbortSignal;
-  /** Writes the success checkpoint on the step's own connection, inside its transaction. */
-  checkpoint(client: pg.ClientBase, json: string): Promise<void>;
+  /** Instance, stamp and node: name the prepared transaction of a cross-database step. */
+  instance: string;
+  stamp: string;
+  node: string;
+  /** The current lease token (only a hash of it goes into a gid). */
+  token(): string;
+  /**
+   * Writes the success checkpoint: on the step's own connection inside its transaction, or (a step
+   * in another database) on a worker connection at home, with `detail` (the gid, a note).
+   */
+  checkpoint(client: pg.ClientBase, json: string, detail?: Record<string, unknown>): Promise<void>;
   /** The checkpointed result, if an earlier attempt's transaction did commit (else null). */
   recorded(): Promise<string | null>;
 }
 
 export class StepRunner {
   private readonly pools = new Map<string, pg.Pool>();
+  /** Worker (superuser) connections to other databases: recovery of prepared transactions. */
+  private readonly adminPools = new Map<string, pg.Pool>();
   private readonly slots: Semaphore;
   private typeNames: Map<number, string> | null = null;
+  /** The worker's own database: checkpoints live there. */
+  readonly home: string;
+  private homeOidValue: string | null = null;
+  /** Whether a database's server takes PREPARE TRANSACTION (max_prepared_transactions > 0). */
+  private readonly twoPhase = new Map<string, boolean>();
+  private readonly sweepTimer: NodeJS.Timeout;
+  private sweeping = false;
+  /** Test hook (PG_DURABLE_TEST_2PC_PAUSE=prepared:<ms>,checkpointed:<ms>): widens the crash windows. */
+  private readonly pause: { prepared: number; checkpointed: number };
 
   constructor(
     private readonly config: WorkerConfig,
@@ -85,6 +143,12 @@ export class StepRunner {
     private readonly log: Logger,
   ) {
     this.slots = new Semaphore(config.maxStepConnections);
+    this.home = databaseOf(config.databaseUrl);
+    this.pause = { prepared: 0, checkpointed: 0 };
+    for (const m of (process.env.PG_DURABLE_TEST_2PC_PAUSE ?? '').matchAll(/(prepared|checkpointed):(\d+)/g)) this.pause[m[1] as 'prepared' | 'checkpointed'] = Number(m[2]);
+    const sweepMs = Number(process.env.PG_DURABLE_TEST_PREPARED_SWEEP_MS ?? PREPARED_SWEEP_MS); // test hook
+    this.sweepTimer = setInterval(() => void this.sweep(), sweepMs > 0 ? sweepMs : PREPARED_SWEEP_MS);
+    this.sweepTimer.unref();
   }
 
   private pool(role: string, database: string): pg.Pool {
@@ -120,6 +184,8 @@ export class StepRunner {
       throw new Aborted();
     }
     let ambiguous = false;
+    let n = 0;
+    const cross = req.database !== this.home;
     try {
       return await withRetry(async () => {
         if (ambiguous) {
@@ -127,7 +193,7 @@ export class StepRunner {
           if (done !== null) return { kind: 'ok', json: done, checkpointed: true } as StepOutcome;
         }
         try {
-          return await this.attempt(req);
+          return await (cross ? this.crossAttempt(req, n++) : this.attempt(req));
         } catch (err) {
           if (!(err instanceof AmbiguousCommit)) throw err;
           ambiguous = true;
@@ -135,7 +201,10 @@ export class StepRunner {
         }
       }, {
         stop: () => req.signal.aborted,
-        onRetry: (err, n) => this.log.warn({ err: (err as Error).message, attempt: n + 1 }, 'transient failure in SQL step, retrying'),
+        onRetry: (err, n) => {
+          metrics.retries.inc({ type: 'SQL', reason: 'transient' }); // metrics
+          this.log.warn({ err: (err as Error).message, attempt: n + 1 }, 'transient failure in SQL step, retrying');
+        },
       });
     } finally {
       release();
@@ -144,14 +213,9 @@ export class StepRunner {
 
   private async attempt(req: StepRequest): Promise<StepOutcome> {
     if (req.signal.aborted) throw new Aborted();
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool(req.role, req.database).connect();
-    } catch (err) {
-      const e = err as { code?: string; message: string };
-      if (isTransient(err) && !PERMANENT_CONNECT.has(e.code ?? '')) throw err;
-      return { kind: 'fail', error: `Failed to connect to database '${req.database}' as '${req.role}'. Error: ${e.message}` };
-    }
+    const connected = await this.connect(req);
+    if ('kind' in connected) return connected;
+    const client = connected.client;
     let broken = false;
     const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
     req.signal.addEventListener('abort', onAbort, { once: true });
@@ -180,8 +244,10 @@ export class StepRunner {
       }
       const json = converted.json;
       try {
-        await req.checkpoint(client, json);
-        await client.query('COMMIT');
+        await metrics.checkpoint('step', async () => { // metrics
+          await req.checkpoint(client, json);
+          await client.query('COMMIT');
+        });
       } catch (err) {
         await client.query('ROLLBACK').catch(() => { broken = true; });
         if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
@@ -200,6 +266,268 @@ export class StepRunner {
       req.signal.removeEventListener('abort', onAbort);
       await this.recycle(client, broken);
     }
+  }
+
+  /**
+   * A step connection, or the node's failure when the database refuses it for good: a database that
+   * does not exist (dropped?) or that the role may not CONNECT to fails the node with a clear
+   * message instead of being retried; a refusal of the role itself ends the run (StepIdentityError).
+   */
+  private async connect(req: StepRequest): Promise<{ client: pg.PoolClient } | StepOutcome> {
+    try {
+      return { client: await this.pool(req.role, req.database).connect() };
+    } catch (err) {
+      const e = err as { code?: string; message: string; detail?: string };
+      const prefix = `Failed to connect to database '${req.database}' as '${req.role}'. Error:`;
+      if (e.code === '3D000') return { kind: 'fail', error: `${prefix} database "${req.database}" does not exist (dropped?)` };
+      if (e.code === '42501') {
+        return {
+          kind: 'fail',
+          error: `${prefix} role "${req.role}" may not connect to database "${req.database}": ${e.message}${e.detail ? ` (${e.detail})` : ''}. Grant it with GRANT CONNECT ON DATABASE.`,
+        };
+      }
+      if (e.code === '28000' || e.code === '28P01') throw new StepIdentityError(`${prefix} ${e.message}`, e.code);
+      if (isTransient(err) && !PERMANENT_CONNECT.has(e.code ?? '')) throw err;
+      return { kind: 'fail', error: `${prefix} ${e.message}` };
+    }
+  }
+
+  /**
+   * A step in another database (see the header): two-phase commit where the target allows it, else
+   * commit there and checkpoint at home (at-least-once). `n` numbers the attempts of this run, so
+   * every PREPARE has its own gid: `pgd:<home oid>:<instance>:<hash(stamp, node)>:<hash(token)>:<n>`.
+   */
+  private async crossAttempt(req: StepRequest, n: number): Promise<StepOutcome> {
+    if (req.signal.aborted) throw new Aborted();
+    // A retry first settles what an earlier attempt of this run may have left prepared (its
+    // checkpoint decides), so the statement never waits on its own earlier, orphaned locks.
+    if (n > 0) {
+      const done = await this.settleStep(req);
+      if (done !== null) return { kind: 'ok', json: done, checkpointed: true };
+    }
+    const connected = await this.connect(req);
+    if ('kind' in connected) return connected;
+    const client = connected.client;
+    let broken = false;
+    const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
+    req.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      let twoPhase = this.twoPhase.get(req.database);
+      if (twoPhase === undefined) {
+        const r = await client.query<{ n: string }>("SELECT pg_catalog.current_setting('max_prepared_transactions') AS n");
+        twoPhase = Number(r.rows[0].n) > 0;
+        this.twoPhase.set(req.database, twoPhase);
+      }
+      await client.query(`BEGIN; SET LOCAL df.in_workflow = 'true'; ${outputSettings(true)}`);
+      let result: pg.QueryResult<unknown[]>;
+      try {
+        result = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => { broken = true; });
+        if (req.signal.aborted) throw new Aborted();
+        const e = err as { code?: string; message: string };
+        if (e.code && NEEDS_AUTOCOMMIT.has(e.code)) {
+          const out = await this.autocommit(client, req);
+          return out.kind === 'ok' ? { ...out, note: `${out.note} (database "${req.database}")` } : out;
+        }
+        if (isTransient(err)) {
+          broken = true;
+          throw err;
+        }
+        return { kind: 'fail', error: `SQL execution failed: ${e.message}` };
+      }
+      const converted = this.convert(result, 'the statement was rolled back');
+      if ('error' in converted) {
+        await client.query('ROLLBACK');
+        return { kind: 'fail', error: converted.error };
+      }
+      const json = converted.json;
+      if (!twoPhase) {
+        // At-least-once: a crash between this COMMIT and the checkpoint runs the step again.
+        await client.query('COMMIT');
+        await this.homeCheckpoint(req, json, { note: AT_LEAST_ONCE_NOTE(req.database) }).catch((err) => {
+          if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+          throw err;
+        });
+        return { kind: 'ok', json, checkpointed: true };
+      }
+      const gid = `${gidPrefix(await this.homeOid(), req.instance)}${hex(`${req.stamp}|${req.node}`, 12)}:${hex(req.token(), 8)}:${n}`;
+      try {
+        await client.query(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
+      } catch (err) {
+        if ((err as { code?: string }).code === '55000') {
+          // prepared transactions are disabled after all (the setting changed): the transaction
+          // rolled back; run it again without two-phase commit.
+          this.twoPhase.set(req.database, false);
+          throw Object.assign(new Error((err as Error).message), { code: '40001' });
+        }
+        broken = isTransient(err) || broken;
+        throw err; // transient: the retry settles a PREPARE that did happen
+      }
+      if (this.pause.prepared > 0) await sleepMs(this.pause.prepared);
+      try {
+        await this.homeCheckpoint(req, json, { xact: gid, note: TWO_PHASE_NOTE(req.database) });
+      } catch (err) {
+        if ((err as { code?: string }).code === 'PD001' || !isTransient(err)) {
+          // Never checkpointed, and (lease lost) never will be: undo the prepared statement.
+          await client.query(`ROLLBACK PREPARED ${pg.escapeLiteral(gid)}`).catch(() => { broken = true; });
+          if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+          throw err;
+        }
+        throw err; // ambiguous: the retry looks for the checkpoint (settleStep) and commits or rolls back
+      }
+      if (this.pause.checkpointed > 0) await sleepMs(this.pause.checkpointed);
+      try {
+        await client.query(`COMMIT PREPARED ${pg.escapeLiteral(gid)}`);
+      } catch (err) {
+        // The checkpoint is durable, so the outcome is decided: finish it on a worker connection;
+        // if the target stays away, the sweep and the next claim do.
+        broken = true;
+        await this.settle(req.database, req.instance, gid).catch((e) =>
+          this.log.warn({ instance: req.instance, database: req.database, gid, err: (e as Error).message }, 'COMMIT PREPARED deferred to recovery'),
+        );
+      }
+      return { kind: 'ok', json, checkpointed: true };
+    } catch (err) {
+      if (isTransient(err)) broken = true;
+      throw err;
+    } finally {
+      req.signal.removeEventListener('abort', onAbort);
+      await this.recycle(client, broken);
+    }
+  }
+
+  /** The checkpoint of a cross-database step, on a worker connection to the home database. */
+  private async homeCheckpoint(req: StepRequest, json: string, detail: Record<string, unknown>): Promise<void> {
+    const home = await this.store.pool.connect();
+    let bad = false;
+    try {
+      await req.checkpoint(home, json, detail);
+    } catch (err) {
+      bad = isTransient(err);
+      throw err;
+    } finally {
+      home.release(bad ? true : undefined);
+    }
+  }
+
+  private async homeOid(): Promise<string> {
+    if (this.homeOidValue === null) {
+      const r = await this.store.pool.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()');
+      this.homeOidValue = r.rows[0].oid;
+    }
+    return this.homeOidValue;
+  }
+
+  private adminPool(database: string): pg.Pool {
+    let pool = this.adminPools.get(database);
+    if (!pool) {
+      const base = parseConnectionString(this.config.databaseUrl);
+      pool = new pg.Pool({
+        host: base.host ?? undefined,
+        port: base.port ? Number(base.port) : undefined,
+        user: base.user ?? undefined,
+        password: typeof base.password === 'string' ? base.password : undefined,
+        ssl: base.ssl as pg.ClientConfig['ssl'],
+        database,
+        max: 2,
+        idleTimeoutMillis: 10_000,
+        connectionTimeoutMillis: 30_000,
+        application_name: 'pg_durable:worker:recovery',
+      });
+      pool.on('error', () => undefined);
+      pool.on('connect', (client) => client.on('error', () => undefined));
+      this.adminPools.set(database, pool);
+    }
+    return pool;
+  }
+
+  /**
+   * Settles one prepared transaction of `instance` in `database` by the home checkpoint: recorded
+   * → COMMIT PREPARED; not recorded and its lease token no longer current (so it can never be
+   * recorded: df._commit checks the token) → ROLLBACK PREPARED; else it belongs to a live run and
+   * is left alone. Runs on the worker's superuser connection (COMMIT/ROLLBACK PREPARED may be run
+   * by the role that prepared or a superuser). Returns what it did.
+   */
+  async settle(database: string, instance: string, gid: string, opts: { ownRun?: boolean } = {}): Promise<'committed' | 'rolled back' | 'left'> {
+    const fate = await this.store.preparedFate(instance, gid);
+    let action: 'COMMIT' | 'ROLLBACK' | null = null;
+    if (fate.checkpointed) action = 'COMMIT';
+    // `ownRun`: the caller is the run that prepared it and will not checkpoint it any more.
+    else if (opts.ownRun || fate.token === null || hex(fate.token, 8) !== gid.split(':')[4]) action = 'ROLLBACK';
+    if (action === null) return 'left';
+    try {
+      await this.adminPool(database).query(`${action} PREPARED ${pg.escapeLiteral(gid)}`);
+    } catch (err) {
+      if ((err as { code?: string }).code !== '42704') throw err; // already settled by someone else
+    }
+    this.log.info({ instance, database, gid, action: action === 'COMMIT' ? 'committed' : 'rolled back' }, 'prepared transaction settled');
+    return action === 'COMMIT' ? 'committed' : 'rolled back';
+  }
+
+  /**
+   * Settles every prepared transaction an instance left in `database` (at claim, before replay).
+   * The claim's token is new, so none of them can still be checkpointed: each is committed or
+   * rolled back.
+   */
+  async recoverInstance(instance: string, database: string): Promise<void> {
+    if (database === this.home) return;
+    const prefix = gidPrefix(await this.homeOid(), instance);
+    let gids: string[];
+    try {
+      const r = await this.adminPool(database).query<{ gid: string }>(
+        'SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() AND pg_catalog.left(gid, $2::int) = $1::text',
+        [prefix, prefix.length],
+      );
+      gids = r.rows.map((x) => x.gid);
+    } catch (err) {
+      if (isTransient(err)) throw err;
+      return; // the database is gone or refuses us: nothing of ours can be prepared there
+    }
+    for (const gid of gids) await this.settle(database, instance, gid);
+  }
+
+  /** A retried cross-database step: settle this step's earlier PREPAREs; its result if one was checkpointed. */
+  private async settleStep(req: StepRequest): Promise<string | null> {
+    const prefix = `${gidPrefix(await this.homeOid(), req.instance)}${hex(`${req.stamp}|${req.node}`, 12)}:`;
+    const r = await this.adminPool(req.database).query<{ gid: string }>(
+      'SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() AND pg_catalog.left(gid, $2::int) = $1::text',
+      [prefix, prefix.length],
+    ).catch((err) => {
+      if (isTransient(err)) throw err;
+      return { rows: [] as { gid: string }[] };
+    });
+    // Earlier attempts of this run (current token) that were not checkpointed are rolled back too.
+    for (const { gid } of r.rows) await this.settle(req.database, req.instance, gid, { ownRun: true });
+    return req.recorded();
+  }
+
+  /**
+   * Periodic recovery: prepared transactions of this home database older than a few seconds, in any
+   * database of the server, settled by their checkpoint (crashed runs of instances that will not
+   * be claimed again, e.g. cancelled meanwhile). Those of live runs are left alone.
+   */
+  async sweep(): Promise<number> {
+    if (this.sweeping) return 0;
+    this.sweeping = true;
+    let settled = 0;
+    try {
+      const prefix = `pgd:${await this.homeOid()}:`;
+      const r = await this.store.pool.query<{ gid: string; database: string }>(
+        `SELECT gid, database::text FROM pg_catalog.pg_prepared_xacts
+          WHERE pg_catalog.left(gid, $2::int) = $1::text AND prepared < pg_catalog.now() - make_interval(secs => $3::int)`,
+        [prefix, prefix.length, PREPARED_SWEEP_GRACE_S],
+      );
+      for (const { gid, database } of r.rows) {
+        const instance = gid.split(':')[2];
+        if ((await this.settle(database, instance, gid)) !== 'left') settled++;
+      }
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'prepared-transaction sweep failed; next time');
+    } finally {
+      this.sweeping = false;
+    }
+    return settled;
   }
 
   /** At-least-once path for statements PostgreSQL refuses inside a transaction block. */
@@ -272,6 +600,9 @@ export class StepRunner {
   }
 
   async end(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((p) => p.end().catch(() => undefined)));
+    clearInterval(this.sweepTimer);
+    await Promise.all([...this.pools.values(), ...this.adminPools.values()].map((p) => p.end().catch(() => undefined)));
   }
 }
+
+const sleepMs = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

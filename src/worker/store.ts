@@ -54,7 +54,7 @@ export interface NodeEvent {
 }
 
 /** `continue:<g>` closes root-loop execution g and opens g+1 (a no-op if g+1 is already open). */
-export type InstanceTransition = 'running' | 'completed' | 'failed' | `continue:${number}`;
+export type InstanceTransition = 'running' | 'completed' | 'failed' | 'cancelled' | `continue:${number}`;
 
 /**
  * Fully qualified: on a step connection this runs right after the user's statement, in the same
@@ -257,6 +257,24 @@ export class Store {
     return r.rows[0].result;
   }
 
+  /**
+   * The reason of a compensating cancel requested for the instance (df.cancel(..., compensate =>
+   * true) files it as the reserved signal 'pg_durable:compensate'), or null.
+   */
+  async compensationRequest(instanceId: string): Promise<string | null> {
+    const r = await this.q<{ payload: string }>(
+      "SELECT payload FROM df._signals WHERE instance_id = $1::text AND signal_name = 'pg_durable:compensate' ORDER BY id LIMIT 1",
+      [instanceId],
+    );
+    if (r.rowCount === 0) return null;
+    try {
+      const reason = (JSON.parse(r.rows[0].payload) as { reason?: unknown }).reason;
+      return typeof reason === 'string' ? reason : 'Cancelled by user';
+    } catch {
+      return 'Cancelled by user';
+    }
+  }
+
   /** A node run's completed result, or null: how a step learns that its ambiguous commit happened. */
   async completedResult(instanceId: string, stamp: string, nodeId: string): Promise<string | null> {
     const r = await this.q<{ result: string | null }>(
@@ -264,6 +282,20 @@ export class Store {
       [instanceId, stamp, nodeId],
     );
     return r.rowCount === 0 ? null : (r.rows[0].result ?? 'null');
+  }
+
+  /**
+   * What decides a prepared transaction of a cross-database step: whether a completed node run of
+   * the instance recorded its gid (the checkpoint), and the instance's current lease token (null
+   * once it finished or was cancelled).
+   */
+  async preparedFate(instanceId: string, gid: string): Promise<{ checkpointed: boolean; token: string | null }> {
+    const r = await this.q<{ checkpointed: boolean; token: string | null }>(
+      `SELECT EXISTS (SELECT 1 FROM df._node_runs WHERE instance_id = $1::text AND status = 'completed' AND detail ->> 'xact' = $2::text) AS checkpointed,
+              (SELECT lease_token::text FROM df._work WHERE instance_id = $1::text) AS token`,
+      [instanceId, gid],
+    );
+    return r.rows[0];
   }
 
   /** Gives up an instance this worker cannot run right now; it becomes due again after `delaySeconds`. */
@@ -274,6 +306,23 @@ export class Store {
         WHERE lease_owner = $1::uuid AND instance_id = $2::text`,
       [epoch, instanceId, delaySeconds],
     );
+  }
+
+  /**
+   * Where the submitting role stands now: whether it still exists, may log in and may use
+   * pg_durable. Read when a step fails in a way that would recur (permission denied on df, a role
+   * that cannot connect) to tell the user what happened instead of the bare error.
+   */
+  async roleStanding(roleOid: string): Promise<{ exists: boolean; canLogin: boolean; canUse: boolean }> {
+    const r = await this.q<{ exists: boolean; can_login: boolean | null; can_use: boolean | null }>(
+      `SELECT r.oid IS NOT NULL AS exists, r.rolcanlogin AS can_login,
+              CASE WHEN r.oid IS NOT NULL THEN has_schema_privilege(r.oid, 'df', 'USAGE')
+                   AND has_function_privilege(r.oid, 'df._commit(text,uuid,jsonb,text,text)', 'EXECUTE') END AS can_use
+         FROM (SELECT $1::oid AS o) x LEFT JOIN pg_catalog.pg_roles r ON r.oid = x.o`,
+      [roleOid],
+    );
+    const row = r.rows[0];
+    return { exists: row.exists, canLogin: row.can_login === true, canUse: row.can_use === true };
   }
 
   async superuserInstancesEnabled(): Promise<boolean> {

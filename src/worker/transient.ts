@@ -1,8 +1,11 @@
+
 /**
  * Transient faults (our deviation 6): connection loss, admin shutdown, too many connections,
  * serialization failure and deadlock are retried with capped exponential backoff; anything else
  * is a real error.
  */
+import { metrics } from './metrics';
+
 const TRANSIENT_SQLSTATES = new Set([
   '40001', // serialization_failure
   '40P01', // deadlock_detected
@@ -42,6 +45,7 @@ export async function withRetry<T>(fn: () => Promise<T>, opts: { attempts?: numb
       return await fn();
     } catch (err) {
       if (!isTransient(err) || attempt + 1 >= attempts || opts.stop?.()) throw err;
+      metrics.transientFault(err); // metrics
       opts.onRetry?.(err, attempt);
       await sleep(backoffMs(attempt));
     }

@@ -12,10 +12,12 @@
  * went with the extension) and the worker waits again; a re-created extension gets a new session.
  */
 import { randomUUID } from 'node:crypto';
+import type http from 'node:http';
 import pg from 'pg';
 import { systemClock, type Clock } from './clock';
 import { databaseOf, type WorkerConfig } from './config';
 import { defaultEgressPolicy } from './http';
+import { metrics, serveMetrics } from './metrics';
 import { runInstance } from './instance';
 import type { Deps, InstanceState } from './interpreter';
 import type { Logger } from './log';
@@ -86,6 +88,7 @@ export class Worker {
   private readonly halt = new AbortController();
   private readonly ready: Promise<void>;
   private markReady!: () => void;
+  private metricsServer: Promise<http.Server | null> | null = null; // metrics
 
   constructor(
     private readonly config: WorkerConfig,
@@ -109,6 +112,7 @@ export class Worker {
       maxRetries: config.httpMaxRetries,
       maxResponseBytes: config.maxResultBytes,
     };
+    metrics.setActiveSource(() => this.active.size); // metrics
     this.deps = { store: this.store, steps: this.steps, clock, log, hub: this.hub, egress, drain: this.drain.signal, maxResultBytes: config.maxResultBytes };
   }
 
@@ -124,6 +128,7 @@ export class Worker {
    */
   start(): Promise<void> {
     if (!this.main) this.main = this.supervise();
+    this.metricsServer ??= this.serveMetrics(); // metrics
     return this.ready;
   }
 
@@ -208,6 +213,7 @@ export class Worker {
     try {
       try {
         await this.store.registerEpoch(session.epoch);
+        metrics.beat(); // metrics
         await this.steps.loadTypeNames();
       } catch (err) {
         if (this.stopping) return { kind: 'stopped' };
@@ -225,6 +231,7 @@ export class Worker {
     } finally {
       if (session.heartbeat) clearInterval(session.heartbeat);
       if (this.session === session) this.session = null;
+      metrics.idle(); // metrics
     }
   }
 
@@ -345,6 +352,14 @@ export class Worker {
       return;
     }
     if (kind === 'signal') this.hub.notify(id);
+    if (kind === 'compensate') {
+      // df.cancel(..., compensate => true): stop the run; it resumes at once in compensating mode.
+      const a = this.active.get(id);
+      if (a) {
+        this.log.info({ instance: id }, 'compensating cancel requested: stopping in-flight work');
+        a.controller.abort('compensate');
+      }
+    }
     this.poke();
   }
 
@@ -357,6 +372,7 @@ export class Worker {
   private async heartbeat(session: Session): Promise<void> {
     try {
       const { extension } = await this.store.heartbeat(session.epoch, this.config.leaseSeconds, [...this.active.keys()]);
+      metrics.beat(); // metrics
       if (extension !== session.extension) void this.checkLost(session);
     } catch (err) {
       // pg_durable missing: checkLost confirms it and logs the one line that matters.
@@ -385,6 +401,7 @@ export class Worker {
         try {
           const claims = await this.store.claim(session.epoch, Math.min(CLAIM_BATCH, room), this.config.leaseSeconds);
           claimed = claims.length;
+          metrics.claimed.inc(claimed); // metrics
           failures = 0;
           for (const c of claims) this.dispatch(c, session);
         } catch (err) {
@@ -441,6 +458,17 @@ export class Worker {
     this.active.set(claim.instanceId, entry);
   }
 
+  /** --metrics-port: /metrics and /healthz (src/worker/metrics.ts); a port that cannot be bound is logged, not fatal. */
+  private async serveMetrics(): Promise<http.Server | null> {
+    if (this.config.metricsPort === null) return null;
+    try {
+      return await serveMetrics({ host: this.config.metricsHost, port: this.config.metricsPort, heartbeatSeconds: this.config.heartbeatSeconds, log: this.log });
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, port: this.config.metricsPort }, 'cannot serve metrics');
+      return null;
+    }
+  }
+
   get activeCount(): number {
     return this.active.size;
   }
@@ -465,6 +493,8 @@ export class Worker {
     this.markReady();
     await this.steps.end();
     await this.store.end();
+    const server = await this.metricsServer; // metrics
+    if (server) await new Promise((resolve) => server.close(resolve));
     this.log.info('worker stopped');
   }
 }

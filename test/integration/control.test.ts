@@ -98,7 +98,7 @@ describe('df.start', () => {
       ['SELECT df.start(NULL)', [], 'df.start: fut cannot be NULL'],
       ["SELECT df.start('SELECT 1', NULL, NULL, 'sideways')", [], `invalid transaction_mode "sideways" for df.start(): expected 'caller' or 'new'`],
       ["SELECT df.start('SELECT 1', database => 'no_such_db')", [], 'database "no_such_db" does not exist'],
-      ['SELECT df.start($1)', ['{"node_type":"NOT_A_NODE"}'], "Invalid durable function: Unknown node_type 'NOT_A_NODE'. Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT"],
+      ['SELECT df.start($1)', ['{"node_type":"NOT_A_NODE"}'], "Invalid durable function: Unknown node_type 'NOT_A_NODE'. Valid types: SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT, UNDO"],
       ['SELECT df.start($1)', ['{"node_type":"THEN","left_node":{"node_type":"NOPE"},"right_node":{"node_type":"SQL","query":"x"}}'], "Invalid durable function graph: root.left: Unknown node_type 'NOPE'"],
       ['SELECT df.start($1)', ['{"node_type":"SQL","query":"SELECT 1","result_name":"bad name"}'], "Invalid durable function graph: root: result_name 'bad name' is not a valid identifier"],
       ['SELECT df.start($1)', ['{"node_type":"SQL","query":"SELECT 1","condition_node":{"node_type":"SQL","query":"x"}}'], 'Invalid durable function graph: root: condition_node is not valid for SQL nodes'],
@@ -133,10 +133,10 @@ describe('df.start', () => {
       expect(su.message).toContain('pg_durable.enable_superuser_instances is off');
     });
 
-    it("explains that transaction_mode => 'new' is not available", async () => {
+    it("takes transaction_mode case-insensitively ('NEW' is 'new': here without dblink, so it says what to install)", async () => {
       const err = await asRole(db, alice, (c) => errorOf(c, "SELECT df.start('SELECT 1', transaction_mode => 'NEW')"));
-      expect(err.message).toContain("transaction_mode => 'new' is not supported");
-      expect(err.code).toBe('0A000');
+      expect(err.message).toBe(`df.start(..., transaction_mode => 'new') needs the dblink extension in database "${db}"`);
+      expect(err.code).toBe('55000');
     });
   });
 });

@@ -34,6 +34,7 @@ const FAILING: Record<string, string> = {
   http_multipart: "SELECT df.http_multipart('ftp://example.com/x')",
   retry: "SELECT df.retry('SELECT 1', 0)",
   timeout: "SELECT df.timeout('SELECT 1', -1)",
+  with_undo: "SELECT df.with_undo(df.setvar('errctx', 'x'), 'SELECT 1')",
   wait_for_signal: "SELECT df.wait_for_signal('')",
   start: "SELECT df.start('SELECT 1', repeat('x', 100000))",
   signal: "SELECT df.signal('deadbeef', 'go')",

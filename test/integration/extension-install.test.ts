@@ -11,7 +11,7 @@ import { withPg } from '../support/db';
 
 const VERSION = JSON.parse(readFileSync('package.json', 'utf8')).version as string;
 const script = readFileSync(`extension/pg_durable--${VERSION}.sql`, 'utf8');
-const OPERATORS = ['~>', '|=>', '&', '|', '?>', '!>', '@>'];
+const OPERATORS = ['~>', '|=>', '&', '|', '?>', '!>', '@>', '<~'];
 
 describe('the generated extension script', () => {
   it('says it is generated in its first line', () => {

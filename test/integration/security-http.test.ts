@@ -1,8 +1,10 @@
 /**
  * HTTP egress policy end to end (deviation 9, API §9.13, §14, docs/SECURITY.md): df.http nodes
  * started by tenants and run by a real worker against a local HTTP server. A worker with the
- * default policy blocks cloud metadata, loopback, private, ULA and mapped addresses, names that
- * resolve to them, and non-http schemes; a worker with the test opt-in (--http-allow-loopback)
+ * default policy refuses any literal IP host (the original's `bare IP` rule), blocks names that
+ * resolve to loopback and non-http schemes; with --http-allow-ip-literals it blocks cloud metadata,
+ * loopback, private, ULA and mapped addresses by range; a worker with the test opt-ins
+ * (--http-allow-loopback --http-allow-ip-literals)
  * reaches the local server but still no metadata or private address, returns redirects without
  * following them, and caps response bodies. EXECUTE on df.http is re-checked on every request.
  */
@@ -52,6 +54,8 @@ afterAll(async () => {
 const lit = (s: string) => pg.escapeLiteral(s);
 const restricted = (host: string) =>
   `Blocked: the resolved IP address for '${host}' is in a restricted range. df.http() cannot access private or internal network addresses.`;
+const BARE_IP =
+  'Blocked: requests to bare IP addresses are not permitted. Use a hostname instead (operators: --http-allow-ip-literals lets literal addresses through the range checks).';
 const totalHits = () => Object.values(hits).reduce((a, b) => a + b, 0);
 
 interface Env {
@@ -103,26 +107,25 @@ describe('default policy (no opt-in): every internal destination is blocked', ()
     await teardown(env);
   });
 
-  it('metadata, loopback, localhost, private, CGNAT, IPv6 loopback/ULA, IPv4-mapped and encoded addresses, other schemes', async () => {
-    const cases: [string, string][] = [
-      ['http://169.254.169.254/latest/meta-data/', restricted('169.254.169.254')],
-      [`http://127.0.0.1:${port}/ok`, restricted('127.0.0.1')],
-      [`http://localhost:${port}/ok`, restricted('localhost')],
-      ['http://10.0.0.1/', restricted('10.0.0.1')],
-      ['http://172.16.0.1/', restricted('172.16.0.1')],
-      ['http://192.168.1.1/', restricted('192.168.1.1')],
-      ['http://100.64.0.1/', restricted('100.64.0.1')],
-      [`http://0.0.0.0:${port}/ok`, restricted('0.0.0.0')],
-      [`http://[::1]:${port}/ok`, restricted('::1')],
-      ['http://[fc00::1]/', restricted('fc00::1')],
-      ['http://[fd00:ec2::254]/', restricted('fd00:ec2::254')],
-      [`http://[::ffff:127.0.0.1]:${port}/ok`, restricted('::ffff:7f00:1')],
-      [`http://2130706433:${port}/ok`, restricted('127.0.0.1')],
-      [`http://0x7f.1:${port}/ok`, restricted('127.0.0.1')],
-      [`http://user@127.0.0.1:${port}/ok`, restricted('127.0.0.1')],
+  it('any literal IP host is refused with the original message (IPv4, IPv6, mapped, encoded, public); localhost by range', async () => {
+    const literals = [
+      'http://169.254.169.254/latest/meta-data/',
+      `http://127.0.0.1:${port}/ok`,
+      'http://10.0.0.1/',
+      `http://0.0.0.0:${port}/ok`,
+      `http://[::1]:${port}/ok`,
+      'http://[fd00:ec2::254]/',
+      `http://[::ffff:127.0.0.1]:${port}/ok`,
+      `http://2130706433:${port}/ok`,
+      `http://0x7f.1:${port}/ok`,
+      `http://127.1:${port}/ok`,
+      `http://user@127.0.0.1:${port}/ok`,
+      'http://8.8.8.8/', // public: refused before anything is sent
     ];
-    const results = await runAll(env, cases.map(([u]) => `df.http(${lit(u)}, 'GET')`));
-    cases.forEach(([u, message], i) => expect({ u, ...results[i] }).toEqual({ u, status: 'failed', text: message }));
+    const results = await runAll(env, [...literals.map((u) => `df.http(${lit(u)}, 'GET')`), `df.http(${lit(`http://localhost:${port}/ok`)}, 'GET')`]);
+    literals.forEach((u, i) => expect({ u, ...results[i] }).toEqual({ u, status: 'failed', text: BARE_IP }));
+    expect(results[literals.length]).toEqual({ status: 'failed', text: restricted('localhost') });
+    expect(results[0].text).toContain('bare IP'); // what users' scripts match
     expect(totalHits()).toBe(0);
   });
 
@@ -160,10 +163,42 @@ describe('default policy (no opt-in): every internal destination is blocked', ()
   });
 });
 
-describe('test opt-in (--http-allow-loopback): the local test host works, nothing else opens', () => {
+describe('--http-allow-ip-literals: literal hosts reach the range checks, which still block every internal address', () => {
   let env: Env;
   beforeAll(async () => {
-    env = await setup('sechttpl', ['--http-allow-loopback', '--max-result-bytes', '1048576']);
+    env = await setup('sechttpip', ['--http-allow-ip-literals']);
+  });
+  afterAll(async () => {
+    await teardown(env);
+  });
+
+  it('metadata, loopback, private, CGNAT, IPv6 loopback/ULA, IPv4-mapped and encoded addresses', async () => {
+    const cases: [string, string][] = [
+      ['http://169.254.169.254/latest/meta-data/', restricted('169.254.169.254')],
+      [`http://127.0.0.1:${port}/ok`, restricted('127.0.0.1')],
+      ['http://10.0.0.1/', restricted('10.0.0.1')],
+      ['http://172.16.0.1/', restricted('172.16.0.1')],
+      ['http://192.168.1.1/', restricted('192.168.1.1')],
+      ['http://100.64.0.1/', restricted('100.64.0.1')],
+      [`http://0.0.0.0:${port}/ok`, restricted('0.0.0.0')],
+      [`http://[::1]:${port}/ok`, restricted('::1')],
+      ['http://[fc00::1]/', restricted('fc00::1')],
+      ['http://[fd00:ec2::254]/', restricted('fd00:ec2::254')],
+      [`http://[::ffff:127.0.0.1]:${port}/ok`, restricted('::ffff:7f00:1')],
+      [`http://2130706433:${port}/ok`, restricted('127.0.0.1')],
+      [`http://0x7f.1:${port}/ok`, restricted('127.0.0.1')],
+      [`http://user@127.0.0.1:${port}/ok`, restricted('127.0.0.1')],
+    ];
+    const results = await runAll(env, cases.map(([u]) => `df.http(${lit(u)}, 'GET')`));
+    cases.forEach(([u, message], i) => expect({ u, ...results[i] }).toEqual({ u, status: 'failed', text: message }));
+    expect(totalHits()).toBe(0);
+  });
+});
+
+describe('test opt-ins (--http-allow-loopback --http-allow-ip-literals): the local test host works, nothing else opens', () => {
+  let env: Env;
+  beforeAll(async () => {
+    env = await setup('sechttpl', ['--http-allow-loopback', '--http-allow-ip-literals', '--max-result-bytes', '1048576']);
   });
   afterAll(async () => {
     await teardown(env);

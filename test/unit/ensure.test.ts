@@ -3,7 +3,7 @@ import { ensureStep, ensureStrict, malformedOf, parseNodeLenient } from '../../s
 import { DfError } from '../../src/core/errors';
 import { serializeNode } from '../../src/core/serialize';
 
-const VALID_TYPES = 'SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT';
+const VALID_TYPES = 'SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT, UNDO';
 
 describe('composer ensure (ensureStep)', () => {
   it('uses a JSON object with a known node_type as the node', () => {

@@ -1,5 +1,7 @@
 import { describe, it, expect } from 'vitest';
-import type { InferredStatus, Node } from '../../src/core/node';
+import type { InferredStatus, Node, TreeNode } from '../../src/core/node';
+import * as b from '../../src/core/builders';
+import { inferStatuses, type PhysicalNode } from '../../src/core/infer';
 import {
   CANNOT_EXPLAIN_MESSAGE,
   classifyExplainInput,
@@ -12,6 +14,7 @@ import {
   statusIcon,
   truncateUtf8,
   utf8Length,
+  type StatusMarker,
 } from '../../src/core/explain';
 
 /** The contract writes padding spaces as `·`. */
@@ -393,6 +396,261 @@ describe('Mermaid and DOT', () => {
         '    n_N1 -> n_N4 [label="condition"];',
         '    n_N1 -> n_N2 [label="then"];',
         '    n_N1 -> n_N3 [label="else"];',
+        '}',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('sagas: UNDO in every renderer', () => {
+  // The README example, built by the core builders as df.with_undo / ~> / |=> build it.
+  const README_EXAMPLE = b.seq(
+    b.seq(
+      b.seq(
+        b.withUndo(b.as("INSERT INTO orders(item) VALUES ('book') RETURNING id", 'order'), 'DELETE FROM orders WHERE id = $order.id'),
+        b.withUndo("UPDATE stock SET n = n - 1 WHERE item = 'book'", "UPDATE stock SET n = n + 1 WHERE item = 'book'"),
+      ),
+      b.withUndo(b.as('INSERT INTO payments(order_id) VALUES ($order.id) RETURNING id', 'payment'), 'UPDATE payments SET refunded = true WHERE id = $payment.id'),
+    ),
+    'SELECT book_courier($order.id)',
+  );
+  // Display ids: N1-N3 the THENs, N4 UNDO(N5 order, N6 delete), N7 UNDO(N8 stock -1, N9 stock +1),
+  // N10 UNDO(N11 payment, N12 refund), N13 the courier.
+  const readme = (): TreeNode => displayTree(JSON.parse(README_EXAMPLE) as Node);
+  /** The courier failed; the root compensated payment, stock and order (most recent first), each in `<stamp>::<UNDO id>::1`. */
+  const courierFailedAndUndone = (): Map<string, PhysicalNode> =>
+    new Map<string, PhysicalNode>([
+      ['N1', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ...['N2', 'N3', 'N4', 'N5', 'N7', 'N8', 'N10', 'N11'].map((id): [string, PhysicalNode] => [id, { status: 'completed', stamp: 'c0ffee42::1' }]),
+      ['N13', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ['N12', { status: 'completed', stamp: 'c0ffee42::1::N10::1' }],
+      ['N9', { status: 'completed', stamp: 'c0ffee42::1::N7::1' }],
+      ['N6', { status: 'completed', stamp: 'c0ffee42::1::N4::1' }],
+    ]);
+  const inferred = (tree: TreeNode, physical: Map<string, PhysicalNode>): StatusMarker => {
+    const out = inferStatuses(tree, physical);
+    return (id) => out.get(id)?.status;
+  };
+  const lines = (text: string): string[] => text.split('\n').map((l) => l.trimEnd());
+  const undo = (forward: Node, undoNode: Node, result_name?: string): Node => ({
+    node_type: 'UNDO',
+    left_node: forward,
+    right_node: undoNode,
+    ...(result_name ? { result_name } : {}),
+  });
+
+  it('nodeLabel: WITH UNDO (with its result name)', () => {
+    expect(nodeLabel(displayTree(undo(seq(sql('a'), sql('b')), sql('c'))))).toBe('WITH UNDO');
+    expect(nodeLabel(displayTree(undo(sql('a'), sql('c'), 'u')))).toBe("WITH UNDO |=> 'u'");
+  });
+
+  it('the README example: each step shows its undo beneath it', () => {
+    const text = renderTree(readme());
+    expect(lines(text)).toEqual([
+      "SQL: INSERT INTO orders(item) VALUES ('book') RETURN... |=> 'order'",
+      '    ↶ undo:',
+      '      └─SQL: DELETE FROM orders WHERE id = $order.id',
+      "→ SQL: UPDATE stock SET n = n - 1 WHERE item = 'book'",
+      '    ↶ undo:',
+      "      └─SQL: UPDATE stock SET n = n + 1 WHERE item = 'book'",
+      "→ SQL: INSERT INTO payments(order_id) VALUES ($order.i... |=> 'payment'",
+      '    ↶ undo:',
+      '      └─SQL: UPDATE payments SET refunded = true WHERE id = ...',
+      '→ SQL: SELECT book_courier($order.id)',
+    ]);
+    const widths = text.split('\n').map((l) => Array.from(l).length);
+    expect(new Set(widths).size).toBe(1);
+    expect(widths[0]).toBe(Array.from("→ SQL: INSERT INTO payments(order_id) VALUES ($order.i... |=> 'payment'").length + 4);
+  });
+
+  it('the README example after the courier failed: payment, stock and order undone', () => {
+    const tree = readme();
+    expect(lines(renderTree(tree, inferred(tree, courierFailedAndUndone())))).toEqual([
+      "SQL: INSERT INTO orders(item) VALUES ('book') RETURN... |=> 'order' ✓",
+      '    ↶ undo:',
+      '      └─SQL: DELETE FROM orders WHERE id = $order.id ✓',
+      "→ SQL: UPDATE stock SET n = n - 1 WHERE item = 'book' ✓",
+      '    ↶ undo:',
+      "      └─SQL: UPDATE stock SET n = n + 1 WHERE item = 'book' ✓",
+      "→ SQL: INSERT INTO payments(order_id) VALUES ($order.i... |=> 'payment' ✓",
+      '    ↶ undo:',
+      '      └─SQL: UPDATE payments SET refunded = true WHERE id = ... ✓',
+      '→ SQL: SELECT book_courier($order.id) ✗',
+    ]);
+  });
+
+  it('the README example while the courier runs: registered undos pending, the failed stock step undoes nothing', () => {
+    const tree = readme();
+    const running = new Map<string, PhysicalNode>([
+      ['N1', { status: 'running', stamp: 'c0ffee42::1' }],
+      ['N13', { status: 'running', stamp: 'c0ffee42::1' }],
+      ...['N2', 'N3', 'N4', 'N5', 'N7', 'N8', 'N10', 'N11'].map((id): [string, PhysicalNode] => [id, { status: 'completed', stamp: 'c0ffee42::1' }]),
+    ]);
+    expect(lines(renderTree(tree, inferred(tree, running))).filter((l) => l.includes('undo') || l.startsWith('      └─'))).toEqual([
+      '    ↶ undo:',
+      '      └─SQL: DELETE FROM orders WHERE id = $order.id ○',
+      '    ↶ undo:',
+      "      └─SQL: UPDATE stock SET n = n + 1 WHERE item = 'book' ○",
+      '    ↶ undo:',
+      '      └─SQL: UPDATE payments SET refunded = true WHERE id = ... ○',
+    ]);
+    // The stock step failed: its undo was never registered; the order's undo ran.
+    const stockFailed = new Map<string, PhysicalNode>([
+      ['N1', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ['N2', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ['N3', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ['N4', { status: 'completed', stamp: 'c0ffee42::1' }],
+      ['N5', { status: 'completed', stamp: 'c0ffee42::1' }],
+      ['N7', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ['N8', { status: 'failed', stamp: 'c0ffee42::1' }],
+      ['N6', { status: 'completed', stamp: 'c0ffee42::1::N4::1' }],
+    ]);
+    expect(lines(renderTree(tree, inferred(tree, stockFailed)))).toEqual([
+      "SQL: INSERT INTO orders(item) VALUES ('book') RETURN... |=> 'order' ✓",
+      '    ↶ undo:',
+      '      └─SQL: DELETE FROM orders WHERE id = $order.id ✓',
+      "→ SQL: UPDATE stock SET n = n - 1 WHERE item = 'book' ✗",
+      '    ↶ undo:',
+      "      └─SQL: UPDATE stock SET n = n + 1 WHERE item = 'book' ⊘",
+      "→ SQL: INSERT INTO payments(order_id) VALUES ($order.i... |=> 'payment' ⊘",
+      '    ↶ undo:',
+      '      └─SQL: UPDATE payments SET refunded = true WHERE id = ... ⊘',
+      '→ SQL: SELECT book_courier($order.id) ⊘',
+    ]);
+  });
+
+  it('a chain forward is a WITH UNDO node with do and undo blocks; an undo can be a chain', () => {
+    const tree = displayTree(seq(undo(seq(sql('a'), sql('b')), seq(sql('undo b'), sql('undo a'))), sql('c')));
+    const status: Record<string, InferredStatus> = { N2: 'completed', N4: 'completed', N5: 'completed', N7: 'completed', N8: 'failed', N9: 'failed' };
+    expect(lines(renderTree(tree, (id) => status[id]))).toEqual([
+      'WITH UNDO ✓',
+      '    ▸ do:',
+      '      └─SQL: a ✓',
+      '      → SQL: b ✓',
+      '    ↶ undo:',
+      '      └─SQL: undo b ✓',
+      '      → SQL: undo a ✗',
+      '→ SQL: c ✗',
+    ]);
+  });
+
+  it('a named UNDO is drawn as itself; a composite single forward keeps its own blocks, under a │ rail in a branch', () => {
+    const retry: Node = { node_type: 'RETRY', left_node: sql('charge'), query: '{"max_attempts":3,"backoff_seconds":1}' };
+    expect(lines(explain(race(undo(retry, sql('refund')), undo(sql('x'), sql('undo x'), 'r'))))).toEqual([
+      'RACE',
+      '    ║ branch 1:',
+      '      ├─RETRY (max 3 attempts, backoff 1s)',
+      '      │   ↺ attempt:',
+      '      │     └─SQL: charge',
+      '      │   ↶ undo:',
+      '      │     └─SQL: refund',
+      '    ║ branch 2:',
+      "      └─WITH UNDO |=> 'r'",
+      '          ▸ do:',
+      '            └─SQL: x',
+      '          ↶ undo:',
+      '            └─SQL: undo x',
+    ]);
+  });
+
+  it('nested UNDOs collapse into the innermost forward, undos innermost first', () => {
+    expect(lines(explain(undo(undo(sql('a'), sql('undo a 1')), sql('undo a 2'))))).toEqual([
+      'SQL: a',
+      '    ↶ undo:',
+      '      └─SQL: undo a 1',
+      '    ↶ undo:',
+      '      └─SQL: undo a 2',
+    ]);
+  });
+
+  it('Mermaid: the README example, each undo a dashed edge from its step, undo nodes coloured', () => {
+    const tree = readme();
+    const out = renderMermaid(tree, inferred(tree, courierFailedAndUndone())).split('\n');
+    expect(out.filter((l) => !l.includes('classDef'))).toEqual([
+      'flowchart TD',
+      `    n_N5["SQL: INSERT INTO orders(item) VALUES ('book') RETURN... |=#62; 'order'"]`,
+      '    n_N6["SQL: DELETE FROM orders WHERE id = $order.id"]',
+      `    n_N8["SQL: UPDATE stock SET n = n - 1 WHERE item = 'book'"]`,
+      `    n_N9["SQL: UPDATE stock SET n = n + 1 WHERE item = 'book'"]`,
+      `    n_N11["SQL: INSERT INTO payments(order_id) VALUES ($order.i... |=#62; 'payment'"]`,
+      '    n_N12["SQL: UPDATE payments SET refunded = true WHERE id = ..."]',
+      '    n_N13["SQL: SELECT book_courier($order.id)"]',
+      '    n_N5 -.->|undo| n_N6',
+      '    n_N5 --> n_N8',
+      '    n_N8 -.->|undo| n_N9',
+      '    n_N8 --> n_N11',
+      '    n_N11 -.->|undo| n_N12',
+      '    n_N11 --> n_N13',
+      '    class n_N5 completed',
+      '    class n_N6 completed',
+      '    class n_N8 completed',
+      '    class n_N9 completed',
+      '    class n_N11 completed',
+      '    class n_N12 completed',
+      '    class n_N13 failed',
+    ]);
+    expect(out.filter((l) => l.includes('classDef'))).toHaveLength(5);
+  });
+
+  it('Mermaid: a WITH UNDO box has a do edge and a dashed undo edge; chain edges reach it', () => {
+    const tree = displayTree(seq(sql('first'), undo(seq(sql('a'), sql('b')), sql('undo'))));
+    expect(renderMermaid(tree, (id) => (id === 'N6' ? 'pending' : 'completed')).split('\n').filter((l) => !l.includes('classDef'))).toEqual([
+      'flowchart TD',
+      '    n_N2["SQL: first"]',
+      '    n_N3["WITH UNDO"]',
+      '    n_N5["SQL: a"]',
+      '    n_N6["SQL: b"]',
+      '    n_N7["SQL: undo"]',
+      '    n_N2 --> n_N3',
+      '    n_N5 --> n_N6',
+      '    n_N3 -->|do| n_N5',
+      '    n_N3 -.->|undo| n_N7',
+      '    class n_N2 completed',
+      '    class n_N3 completed',
+      '    class n_N5 completed',
+      '    class n_N6 pending',
+      '    class n_N7 completed',
+    ]);
+  });
+
+  it('DOT: the README example, undo edges dashed, every node filled by status', () => {
+    const tree = readme();
+    expect(renderDot(tree, inferred(tree, courierFailedAndUndone()))).toBe(
+      [
+        'digraph workflow {',
+        '    rankdir=TB;',
+        '    node [shape=box, fontname="monospace"];',
+        `    n_N5 [label="SQL: INSERT INTO orders(item) VALUES ('book') RETURN... |=> 'order'", class="completed", style=filled, fillcolor="#d4edda", color="#28a745"];`,
+        '    n_N6 [label="SQL: DELETE FROM orders WHERE id = $order.id", class="completed", style=filled, fillcolor="#d4edda", color="#28a745"];',
+        `    n_N8 [label="SQL: UPDATE stock SET n = n - 1 WHERE item = 'book'", class="completed", style=filled, fillcolor="#d4edda", color="#28a745"];`,
+        `    n_N9 [label="SQL: UPDATE stock SET n = n + 1 WHERE item = 'book'", class="completed", style=filled, fillcolor="#d4edda", color="#28a745"];`,
+        `    n_N11 [label="SQL: INSERT INTO payments(order_id) VALUES ($order.i... |=> 'payment'", class="completed", style=filled, fillcolor="#d4edda", color="#28a745"];`,
+        '    n_N12 [label="SQL: UPDATE payments SET refunded = true WHERE id = ...", class="completed", style=filled, fillcolor="#d4edda", color="#28a745"];',
+        '    n_N13 [label="SQL: SELECT book_courier($order.id)", class="failed", style=filled, fillcolor="#f8d7da", color="#dc3545"];',
+        '    n_N5 -> n_N6 [label="undo", style=dashed];',
+        '    n_N5 -> n_N8;',
+        '    n_N8 -> n_N9 [label="undo", style=dashed];',
+        '    n_N8 -> n_N11;',
+        '    n_N11 -> n_N12 [label="undo", style=dashed];',
+        '    n_N11 -> n_N13;',
+        '}',
+      ].join('\n'),
+    );
+  });
+
+  it('DOT: a WITH UNDO box', () => {
+    expect(renderDot(displayTree(undo(seq(sql('a'), sql('b')), sql('c'))))).toBe(
+      [
+        'digraph workflow {',
+        '    rankdir=TB;',
+        '    node [shape=box, fontname="monospace"];',
+        '    n_N1 [label="WITH UNDO"];',
+        '    n_N3 [label="SQL: a"];',
+        '    n_N4 [label="SQL: b"];',
+        '    n_N5 [label="SQL: c"];',
+        '    n_N3 -> n_N4;',
+        '    n_N1 -> n_N3 [label="do"];',
+        '    n_N1 -> n_N5 [label="undo", style=dashed];',
         '}',
       ].join('\n'),
     );

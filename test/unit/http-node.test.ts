@@ -1,11 +1,14 @@
 /**
  * HTTP / HTTP_MULTIPART executors against local node:http servers on 127.0.0.1 (no database).
+ * The servers are addressed by literal IP, so the default context opts in to IP literals
+ * (--http-allow-ip-literals) and loopback; the bare-IP rule itself has its own tests.
  */
 import { describe, it, expect, afterEach } from 'vitest';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DfError } from '../../src/core/errors';
 import {
+  BARE_IP,
   defaultEgressPolicy,
   executeHttp,
   executeHttpMultipart,
@@ -67,7 +70,7 @@ const policy = (over: Partial<EgressPolicy> = {}): EgressPolicy => ({
 
 function context(over: Partial<HttpContext> = {}, log: HttpAuditEntry[] = []): HttpContext {
   return {
-    policy: policy({ allowLoopback: true }),
+    policy: policy({ allowLoopback: true, allowIpLiterals: true }),
     role: 'alice',
     canExecute: async () => true,
     log: (e) => log.push(e),
@@ -101,7 +104,7 @@ describe('df.http gates', () => {
   it('blocks loopback by default, with the exact message, without connecting', async () => {
     const s = await serve((_q, res) => res.end('no'));
     const log: HttpAuditEntry[] = [];
-    const e = await failure(executeHttp(get(s.url + '/x'), context({ policy: policy() }, log)));
+    const e = await failure(executeHttp(get(s.url + '/x'), context({ policy: policy({ allowIpLiterals: true }) }, log)));
     expect(e.message).toBe(RESTRICTED('127.0.0.1'));
     expect(s.hits.length).toBe(0);
     expect(log).toEqual([{ kind: 'http', role: 'alice', url: s.url + '/x', outcome: 'blocked', block: 'ip' }]);
@@ -116,11 +119,57 @@ describe('df.http gates', () => {
 
   it('blocks IPv4-mapped and numeric forms of loopback', async () => {
     const s = await serve((_q, res) => res.end('no'));
-    const e1 = await failure(executeHttp(get(`http://[::ffff:127.0.0.1]:${s.port}/`), context({ policy: policy() })));
+    const literals = context({ policy: policy({ allowIpLiterals: true }) });
+    const e1 = await failure(executeHttp(get(`http://[::ffff:127.0.0.1]:${s.port}/`), literals));
     expect(e1.message).toBe(RESTRICTED('::ffff:7f00:1'));
-    const e2 = await failure(executeHttp(get(`http://2130706433:${s.port}/`), context({ policy: policy() })));
+    const e2 = await failure(executeHttp(get(`http://2130706433:${s.port}/`), literals));
     expect(e2.message).toBe(RESTRICTED('127.0.0.1'));
     expect(s.hits.length).toBe(0);
+  });
+
+  it('refuses a literal IP host in every form by default (API §14 `bare IP`), before resolving or connecting', async () => {
+    const s = await serve((_q, res) => res.end('no'));
+    const log: HttpAuditEntry[] = [];
+    let resolved = 0;
+    const ctx = context({ policy: policy({ allowLoopback: true, allowPrivate: true }), resolve: async () => (resolved++, []) }, log);
+    const urls = [
+      s.url + '/x',
+      `http://127.1:${s.port}/`,
+      `http://2130706433:${s.port}/`,
+      `http://0x7f.1:${s.port}/`,
+      `http://0177.0.0.1:${s.port}/`,
+      `http://[::1]:${s.port}/`,
+      `http://[::ffff:127.0.0.1]:${s.port}/`,
+      `http://[0:0:0:0:0:0:0:1]:${s.port}/`,
+      `http://user:pw@127.0.0.1:${s.port}/`,
+      `http://127.0.0.1.:${s.port}/`,
+      `http://evil.test\\@127.0.0.1:${s.port}/`, // §14 extraction says 127.0.0.1, WHATWG says evil.test
+      'http://8.8.8.8/', // public: refused too, nothing is sent
+      'https://[2606:4700::1111]/',
+      'http://169.254.169.254/latest/meta-data/',
+    ];
+    for (const u of urls) {
+      const e = await failure(executeHttp(get(u), ctx));
+      expect({ u, m: e.message }).toEqual({ u, m: BARE_IP });
+    }
+    expect(BARE_IP).toMatch(/^Blocked: requests to bare IP addresses are not permitted\. /);
+    expect(log.every((l) => l.outcome === 'blocked' && l.block === 'ip')).toBe(true);
+    expect(log.length).toBe(urls.length);
+    expect(resolved).toBe(0);
+    expect(s.hits.length).toBe(0);
+    // hostnames that merely look numeric-ish are not literals
+    const named = context({ policy: policy({ allowLoopback: true }), resolve: async () => [{ address: '127.0.0.1', family: 4 }] });
+    expect(JSON.parse(await executeHttp(get(`http://1.2.3.4.example:${s.port}/`), named)).status).toBe(200);
+  });
+
+  it('--http-allow-ip-literals lets literals through to the range checks, which still apply', async () => {
+    const s = await serve((_q, res) => res.end('yes'));
+    const literals = policy({ allowIpLiterals: true });
+    expect((await failure(executeHttp(get(s.url), context({ policy: literals })))).message).toBe(RESTRICTED('127.0.0.1'));
+    expect((await failure(executeHttp(get('http://169.254.169.254/'), context({ policy: { ...literals, allowLoopback: true, allowPrivate: true } })))).message).toBe(
+      RESTRICTED('169.254.169.254'),
+    );
+    expect(JSON.parse(await executeHttp(get(s.url), context({ policy: { ...literals, allowLoopback: true } }))).body).toBe('yes');
   });
 
   it('connects only to the vetted addresses of a name (rebinding defence)', async () => {
@@ -158,7 +207,7 @@ describe('df.http gates', () => {
   it('enforces the allow-list', async () => {
     const s = await serve((_q, res) => res.end('allowed'));
     const log: HttpAuditEntry[] = [];
-    const ctx = context({ policy: policy({ allowLoopback: true, allowedHosts: ['example.com'] }) }, log);
+    const ctx = context({ policy: policy({ allowLoopback: true, allowIpLiterals: true, allowedHosts: ['example.com'] }) }, log);
     const e = await failure(executeHttp(get(s.url), ctx));
     expect(e.message).toBe("Blocked: '127.0.0.1' is not in the allowed endpoint list.");
     expect(log[0]).toMatchObject({ outcome: 'blocked', block: 'allowlist' });
@@ -291,7 +340,7 @@ describe('df.http requests', () => {
       res.statusCode = 502;
       res.end('bad gateway');
     });
-    const e2 = await failure(executeHttp(get(s2.url), context({ policy: policy({ allowLoopback: true, maxRetries: 0 }) })));
+    const e2 = await failure(executeHttp(get(s2.url), context({ policy: policy({ allowLoopback: true, allowIpLiterals: true, maxRetries: 0 }) })));
     expect(e2.message).toBe(`HTTP GET ${s2.url} returned 502: bad gateway`);
     expect(s2.hits.length).toBe(1);
   });
@@ -302,7 +351,7 @@ describe('df.http requests', () => {
     });
     const started = Date.now();
     const e = await failure(
-      executeHttp(get(s.url + '/slow', { timeout_seconds: 1 }), context({ policy: policy({ allowLoopback: true, maxRetries: 1 }) })),
+      executeHttp(get(s.url + '/slow', { timeout_seconds: 1 }), context({ policy: policy({ allowLoopback: true, allowIpLiterals: true, maxRetries: 1 }) })),
     );
     expect(e.message).toBe(`HTTP timeout after 1s: ${s.url}/slow`);
     expect(s.hits.length).toBe(2);
@@ -415,8 +464,10 @@ describe('df.http_multipart', () => {
     expect(e5.message).toMatch(/^Invalid multipart HTTP config: invalid type/);
     const e6 = await failure(executeHttpMultipart(mp('ftp://x/', [part]), context()));
     expect(e6.message).toBe("Blocked: unsupported URL scheme 'ftp'. Only http and https are allowed.");
-    const e7 = await failure(executeHttpMultipart(mp(s.url, [part]), context({ policy: policy() })));
+    const e7 = await failure(executeHttpMultipart(mp(s.url, [part]), context({ policy: policy({ allowIpLiterals: true }) })));
     expect(e7.message).toBe(RESTRICTED('127.0.0.1'));
+    const e8 = await failure(executeHttpMultipart(mp(s.url, [part]), context({ policy: policy({ allowLoopback: true }) })));
+    expect(e8.message).toBe(BARE_IP);
     expect(s.hits.length).toBe(0);
   });
 

@@ -7,6 +7,7 @@ import {
   extractHost,
   hostAllowed,
   isBlockedAddress,
+  isIpLiteral,
   isTextualMediaType,
   urlScheme,
 } from '../../src/worker/http';
@@ -21,6 +22,7 @@ describe('defaultEgressPolicy', () => {
     expect(defaultEgressPolicy('0.2.6')).toEqual({
       allowLoopback: false,
       allowPrivate: false,
+      allowIpLiterals: false,
       allowedHosts: null,
       maxRetries: 2,
       retryBaseMs: 500,
@@ -96,6 +98,14 @@ describe('isBlockedAddress', () => {
     ['256.1.1.1', true, true, true, true],
     ['1.2.3', true, true, true, true],
     ['1::2::3', true, true, true, true],
+    ['127.1', true, true, true, true], // short and numeric forms are URL syntax, never resolver output
+    ['2130706433', true, true, true, true],
+    // ranges ipaddr.js names that we leave public, and the local-use NAT64 prefix (never better than private)
+    ['224.0.0.1', false, false, false, false],
+    ['64:ff9b:1::808:808', true, true, false, false],
+    ['64:ff9b:1::7f00:1', true, false, true, false],
+    ['fec0::1', true, true, false, false],
+    ['2001:0:4136:e378:8000:63bf:80ff:fffe', true, false, true, false], // Teredo, client 127.0.0.1
     ['', true, true, true, true],
   ];
   it.each(table)('%s', (ip, s, l, p, b) => {
@@ -103,6 +113,16 @@ describe('isBlockedAddress', () => {
     expect(isBlockedAddress(ip, loop)).toBe(l);
     expect(isBlockedAddress(ip, priv)).toBe(p);
     expect(isBlockedAddress(ip, both)).toBe(b);
+  });
+});
+
+describe('isIpLiteral (the bare-IP rule)', () => {
+  it.each([
+    ['127.0.0.1', true], ['127.1', true], ['2130706433', true], ['0x7f.1', true], ['0177.0.0.1', true], ['8.8.8.8', true],
+    ['[::1]', true], ['::1', true], ['::ffff:127.0.0.1', true], ['fe80::1%eth0', true], ['2606:4700::1111', true], ['1.2.3.4.', true],
+    ['example.com', false], ['localhost', false], ['1.2.3.4.example', false], ['', false], ['0x7g.1', false],
+  ])('%s -> %s', (host, expected) => {
+    expect(isIpLiteral(host)).toBe(expected);
   });
 });
 

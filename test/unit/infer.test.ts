@@ -127,3 +127,104 @@ describe('inferStatuses', () => {
     expect(statuses(inferStatuses(root, phys({})))).toEqual({ T: 'pending', A: 'pending', B: 'pending' });
   });
 });
+
+describe('inferStatuses: sagas (UNDO: left the forward, right the undo)', () => {
+  // An undo runs only on compensation, in scope `<UNDO run stamp>::<UNDO id>` generation 1.
+  const step = (): TreeNode =>
+    n('T', 'THEN', { left: n('U', 'UNDO', { left: n('F', 'SQL'), right: n('UT', 'THEN', { left: n('X1', 'SQL'), right: n('X2', 'SQL') }) }), right: n('NEXT', 'SQL') });
+
+  it('the forward failed: nothing was registered, the undo subtree is skipped by the UNDO node', () => {
+    const out = inferStatuses(step(), phys({ T: ['failed', 'i::1'], U: ['failed', 'i::1'], F: ['failed', 'i::1'] }));
+    expect(statuses(out)).toEqual({ T: 'failed', U: 'failed', F: 'failed', UT: 'skipped<-U', X1: 'skipped<-U', X2: 'skipped<-U', NEXT: 'skipped<-T' });
+  });
+
+  it('the forward completed and the instance goes on: the undo is registered, pending', () => {
+    const out = inferStatuses(step(), phys({ T: ['running', 'i::1'], U: ['completed', 'i::1'], F: ['completed', 'i::1'], NEXT: ['running', 'i::1'] }));
+    expect(statuses(out)).toEqual({ T: 'running', U: 'completed', F: 'completed', UT: 'pending', X1: 'pending', X2: 'pending', NEXT: 'running' });
+  });
+
+  it('a registered undo stays pending under a finished composite (the instance may still fail)', () => {
+    const root = n('T', 'THEN', {
+      left: n('IF', 'IF', { condition: n('C', 'SQL'), left: n('U', 'UNDO', { left: n('F', 'SQL'), right: n('X', 'SQL') }), right: n('E', 'SQL') }),
+      right: n('NEXT', 'SQL'),
+    });
+    const out = inferStatuses(root, phys({ T: ['running', 'i::1'], IF: ['completed', 'i::1'], C: ['completed', 'i::1'], U: ['completed', 'i::1'], F: ['completed', 'i::1'], NEXT: ['running', 'i::1'] }));
+    expect(statuses(out)).toMatchObject({ U: 'completed', X: 'pending', E: 'skipped<-IF' });
+  });
+
+  it('while the forward runs (or before the UNDO runs) the undo is pending; an UNDO that never ran passes its skip down', () => {
+    expect(statuses(inferStatuses(step(), phys({ T: ['running', 'i::1'], U: ['running', 'i::1'], F: ['running', 'i::1'] })))).toEqual({
+      T: 'running', U: 'running', F: 'running', UT: 'pending', X1: 'pending', X2: 'pending', NEXT: 'pending',
+    });
+    const root = n('T', 'THEN', { left: n('A', 'SQL'), right: n('U', 'UNDO', { left: n('F', 'SQL'), right: n('X', 'SQL') }) });
+    expect(statuses(inferStatuses(root, phys({ T: ['failed', 'i::1'], A: ['failed', 'i::1'] })))).toEqual({
+      T: 'failed', A: 'failed', U: 'skipped<-T', F: 'skipped<-T', X: 'skipped<-T',
+    });
+  });
+
+  it('compensation ran: undo runs keep their physical status; inside an undo the usual rules apply', () => {
+    const out = inferStatuses(
+      step(),
+      phys({
+        T: ['failed', 'i::1'], U: ['completed', 'i::1'], F: ['completed', 'i::1'], NEXT: ['failed', 'i::1'],
+        UT: ['failed', 'i::1::U::1'], X1: ['failed', 'i::1::U::1'],
+      }),
+    );
+    expect(statuses(out)).toEqual({ T: 'failed', U: 'completed', F: 'completed', UT: 'failed', X1: 'failed', X2: 'skipped<-UT', NEXT: 'failed' });
+  });
+
+  it('compensation under way (the root still running): undone reads completed, not yet undone reads pending', () => {
+    const root = n('T', 'THEN', {
+      left: n('T2', 'THEN', { left: n('U1', 'UNDO', { left: n('F1', 'SQL'), right: n('X1', 'SQL') }), right: n('U2', 'UNDO', { left: n('F2', 'SQL'), right: n('X2', 'SQL') }) }),
+      right: n('Z', 'SQL'),
+    });
+    const out = inferStatuses(
+      root,
+      phys({
+        T: ['running', 'i::1'], T2: ['completed', 'i::1'], U1: ['completed', 'i::1'], F1: ['completed', 'i::1'], U2: ['completed', 'i::1'], F2: ['completed', 'i::1'],
+        Z: ['failed', 'i::1'], X2: ['running', 'i::1::U2::1'],
+      }),
+    );
+    expect(statuses(out)).toMatchObject({ X2: 'running', X1: 'pending', Z: 'failed' });
+  });
+
+  it('the instance completed: a registered undo that never ran never will (skipped, decided by the root)', () => {
+    const out = inferStatuses(step(), phys({ T: ['completed', 'i::1'], U: ['completed', 'i::1'], F: ['completed', 'i::1'], NEXT: ['completed', 'i::1'] }));
+    expect(statuses(out)).toEqual({ T: 'completed', U: 'completed', F: 'completed', UT: 'skipped<-T', X1: 'skipped<-T', X2: 'skipped<-T', NEXT: 'completed' });
+    // A lone UNDO as the root decides for itself.
+    const lone = n('U', 'UNDO', { left: n('F', 'SQL'), right: n('X', 'SQL') });
+    expect(statuses(inferStatuses(lone, phys({ U: ['completed', 'i::1'], F: ['completed', 'i::1'] })))).toEqual({ U: 'completed', F: 'completed', X: 'skipped<-U' });
+  });
+
+  it('a RETRY attempt undone before the next: the old attempt, its undo included, reads superseded', () => {
+    // Attempt k runs in scope i::1::R (generation k); attempt 1's undo ran in i::1::R::1::U::1.
+    const root = n('R', 'RETRY', { left: n('U', 'UNDO', { left: n('F', 'SQL'), right: n('X', 'SQL') }) });
+    const out = inferStatuses(
+      root,
+      phys({ R: ['running', 'i::1::R::2'], U: ['completed', 'i::1::R::1'], F: ['completed', 'i::1::R::1'], X: ['completed', 'i::1::R::1::U::1'] }),
+    );
+    expect(statuses(out)).toEqual({ R: 'running', U: 'pending<-R', F: 'pending<-R', X: 'pending<-R' });
+  });
+
+  it('a RACE loser: its completed step was undone (physical); a step cut off mid-forward registered nothing', () => {
+    const root = n('RC', 'RACE', {
+      left: n('W', 'SQL'),
+      right: n('L', 'THEN', {
+        left: n('U1', 'UNDO', { left: n('F1', 'SQL'), right: n('X1', 'SQL') }),
+        right: n('U2', 'UNDO', { left: n('F2', 'SLEEP'), right: n('X2', 'SQL') }),
+      }),
+    });
+    const out = inferStatuses(
+      root,
+      phys({
+        RC: ['completed', 'i::1'], W: ['completed', 'i::1::W::1'], L: ['running', 'i::1::L::1'],
+        U1: ['completed', 'i::1::L::1'], F1: ['completed', 'i::1::L::1'], X1: ['completed', 'i::1::L::1::U1::1'],
+        U2: ['running', 'i::1::L::1'], F2: ['running', 'i::1::L::1'],
+      }),
+    );
+    expect(statuses(out)).toEqual({
+      RC: 'completed', W: 'completed', L: 'skipped<-RC', U1: 'completed', F1: 'completed', X1: 'completed',
+      U2: 'skipped<-RC', F2: 'skipped<-RC', X2: 'skipped<-RC',
+    });
+  });
+});

@@ -5,7 +5,7 @@ import { DfError } from '../../src/core/errors';
 import type { Node } from '../../src/core/node';
 import { GraphError, validateGraph } from '../../src/core/validate';
 
-const VALID_TYPES = 'SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT';
+const VALID_TYPES = 'SQL, THEN, IF, JOIN, LOOP, BREAK, RACE, SLEEP, WAIT_SCHEDULE, HTTP, HTTP_MULTIPART, SIGNAL, RETRY, TIMEOUT, UNDO';
 const sqlNode = (q = 'SELECT 1'): Node => ({ node_type: 'SQL', query: q });
 
 function graphError(root: Node | string): GraphError {

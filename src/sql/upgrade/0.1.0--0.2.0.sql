@@ -5,12 +5,12 @@
 
 -- df.retry / df.timeout: two new node types (RETRY, TIMEOUT: a child in left_node, config in query).
 ALTER TABLE df.nodes DROP CONSTRAINT nodes_node_type_chk;
-ALTER TABLE df.nodes ADD CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT']::pg_catalog.text[]));
+ALTER TABLE df.nodes ADD CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[]));
 ALTER TABLE df.nodes DROP CONSTRAINT nodes_structure_chk;
 ALTER TABLE df.nodes ADD CONSTRAINT nodes_structure_chk CHECK (CASE
         WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
             THEN left_node IS NULL AND right_node IS NULL AND query IS NOT NULL
-        WHEN node_type OPERATOR(pg_catalog.=) 'THEN' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
+        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
         WHEN node_type OPERATOR(pg_catalog.=) 'IF' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NOT NULL
         WHEN node_type OPERATOR(pg_catalog.=) 'LOOP' THEN left_node IS NOT NULL AND right_node IS NULL
         WHEN node_type OPERATOR(pg_catalog.=) 'JOIN' THEN left_node IS NOT NULL AND right_node IS NOT NULL
@@ -258,6 +258,12 @@ BEGIN
         UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
          WHERE instance_id = p_instance AND execution_id = v_exec;
         DELETE FROM df._work WHERE instance_id = p_instance;
+    ELSIF p_instance_status = 'cancelled' THEN
+        -- df.cancel(..., compensate => true): the undos ran; the cancel trigger drops the queue row.
+        UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
+         WHERE instance_id = p_instance AND execution_id = v_exec;
+        UPDATE df.instances SET status = 'cancelled', updated_at = now()
+         WHERE id = p_instance AND status IN ('pending', 'running');
     ELSIF p_instance_status LIKE 'continue:%' THEN
         IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
             UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
@@ -481,3 +487,26 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- Sagas: df.with_undo and its operator (src/sql/30_operators.sql; the node type's constraints above).
+CREATE FUNCTION df.op_undo(forward df.node, undo df.node) RETURNS df.node
+    LANGUAGE sql IMMUTABLE STRICT SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT df.with_undo(forward::pg_catalog.text, undo::pg_catalog.text)::df.node $$;
+CREATE OPERATOR pg_catalog.<~  (LEFTARG = df.node, RIGHTARG = df.node, FUNCTION = df.op_undo);
+
+-- Sagas: a compensating cancel is a reserved signal with its own wake-up (src/sql/40_engine.sql);
+-- df.cancel gained `compensate` (the generated script creates the three-argument function).
+CREATE OR REPLACE FUNCTION df._on_signal_insert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    UPDATE df._work SET due_at = pg_catalog.now()
+     WHERE instance_id OPERATOR(pg_catalog.=) NEW.instance_id AND due_at OPERATOR(pg_catalog.>) pg_catalog.now();
+    -- df.cancel(..., compensate => true) files its request as this reserved signal.
+    PERFORM pg_catalog.pg_notify('pg_durable',
+        CASE WHEN NEW.signal_name OPERATOR(pg_catalog.=) 'pg_durable:compensate' THEN 'compensate:' ELSE 'signal:' END
+        OPERATOR(pg_catalog.||) NEW.instance_id);
+    RETURN NULL;
+END
+$$;
+DROP FUNCTION df.cancel(pg_catalog.text, pg_catalog.text);
