@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join } from 'node:path';
 import { bundleExtension, buildTime, finalizeBundle, recordedBuildTime } from './bundle';
 import { toHost } from './host-gen';
+import { copyUiAssets } from './ui-assets';
 import { ROOT, VERSION } from './paths';
 import { control, installScript, migrationsIntoCurrent, upgradeScript } from './sql-gen';
 
@@ -84,6 +85,7 @@ async function main(): Promise<void> {
     packages: 'external',
     banner: { js: '#!/usr/bin/env node' },
   });
+  copyUiAssets(); // dist/ui: the dashboard's page and browser libraries
 }
 
 main().catch((err) => {

@@ -8,12 +8,15 @@ set -euo pipefail
 socket=/var/run/postgresql
 db="${POSTGRES_DB:-${POSTGRES_USER:-postgres}}"
 
+# The worker serves /metrics and /healthz here (loopback only unless PG_DURABLE_METRICS_HOST says
+# otherwise, e.g. 0.0.0.0 to let Prometheus scrape the container).
+metrics_port="${PG_DURABLE_METRICS_PORT:-9187}"
+
 if [ "${1:-}" = healthcheck ]; then
-  # Healthy = the database answers and a worker heartbeat is fresh (API: within 15 seconds).
-  n=$(psql -h "$socket" -U pg_durable_worker -d "$db" -Atc \
-      "SELECT count(*) FROM df._worker_epoch WHERE last_seen_at > now() - interval '15 seconds'" 2>/dev/null || echo 0)
-  [ "${n:-0}" -gt 0 ]
-  exit
+  # Healthy = the worker's own last heartbeat is fresh (within 3 heartbeats, 15 s by default):
+  # /healthz answers 200 then, 503 while it waits for the database or pg_durable.
+  exec node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' \
+    "http://127.0.0.1:${metrics_port}/healthz"
 fi
 
 docker-entrypoint.sh "$@" &
@@ -38,7 +41,8 @@ trap stop TERM INT
   until [ -f "$PGDATA/pg_durable.initialized" ] && pg_isready -h "$socket" -q; do sleep 0.5; done
   while kill -0 "$pg_pid" 2>/dev/null; do
     gosu postgres node /opt/pg_durable/dist/cli.js worker \
-      --database-url "postgresql://pg_durable_worker@/${db}?host=${socket}" &
+      --database-url "postgresql://pg_durable_worker@/${db}?host=${socket}" \
+      --metrics-port "${metrics_port}" &
     child=$!
     wait "$child" || true
     child=

@@ -12,6 +12,7 @@ const COMMANDS: Record<string, Command> = {
   list: { summary: 'list your instances, newest first', load: () => import('./list') },
   explain: { summary: 'explain an instance or a workflow (text, mermaid or dot)', load: () => import('./explain') },
   watch: { summary: "redraw an instance's live tree until it ends", load: () => import('./watch') },
+  ui: { summary: 'serve a web dashboard of your instances (graph, timeline, actions)', load: () => import('./ui') },
 };
 
 function usage(): string {
