@@ -30,16 +30,7 @@ export function start(fut: string | null, label: string | null, database: string
   if (database !== null && !one('SELECT 1 AS x FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::text', [database])) {
     throw new DfError(`database "${database}" does not exist`, '3D000');
   }
-  const me = one<{ role: string; login: boolean; superuser: boolean }>(
-    'SELECT r.rolname::text AS role, r.rolcanlogin AS login, r.rolsuper AS superuser FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER',
-  );
-  if (!me) throw new DfError('current_user has no pg_roles entry');
-  if (!me.login) {
-    throw new DfError(
-      `current_user "${me.role}" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.`,
-      '42501',
-    );
-  }
+  const me = loginRole();
   if (me.superuser && !settingIsOn('pg_durable.enable_superuser_instances')) {
     throw new DfError(
       `pg_durable: superuser instances are disabled. current_user "${me.role}" is a superuser, but pg_durable.enable_superuser_instances is off. Set pg_durable.enable_superuser_instances = on to allow this.`,
@@ -70,6 +61,21 @@ export function start(fut: string | null, label: string | null, database: string
   return id;
 }
 
+/** The identity a start captures (API §6.1 steps 3-4): current_user, which must have LOGIN. */
+function loginRole(): { role: string; superuser: boolean } {
+  const me = one<{ role: string; login: boolean; superuser: boolean }>(
+    'SELECT r.rolname::text AS role, r.rolcanlogin AS login, r.rolsuper AS superuser FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER',
+  );
+  if (!me) throw new DfError('current_user has no pg_roles entry');
+  if (!me.login) {
+    throw new DfError(
+      `current_user "${me.role}" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.`,
+      '42501',
+    );
+  }
+  return me;
+}
+
 /** Advisory-lock class of the launch slots: 0x50474446, "PGDF" (API §6.1). */
 const LAUNCH_LOCK_CLASS = 1346982470;
 
@@ -89,16 +95,7 @@ function startIndependently(fut: string, label: string | null, database: string 
   forbidInWorkflow(
     "df.start() with transaction_mode => 'new' cannot be called inside a workflow - a df.sql() node already runs as a single autocommitted statement, so a plain df.start() there is already independent of any caller transaction",
   );
-  const me = one<{ role: string; login: boolean }>(
-    'SELECT r.rolname::text AS role, r.rolcanlogin AS login FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER',
-  );
-  if (!me) throw new DfError('current_user has no pg_roles entry');
-  if (!me.login) {
-    throw new DfError(
-      `current_user "${me.role}" does not have LOGIN privilege. The background worker must connect as this role to execute SQL. Grant LOGIN to this role or call df.start() as a role with LOGIN.`,
-      '42501',
-    );
-  }
+  loginRole();
   const slots = intSetting('pg_durable.max_new_transaction_starts', 2, 1, 1000);
   const timeout = intSetting('pg_durable.new_transaction_start_timeout', 5, 1, 3600);
   const slot = acquireLaunchSlot(slots, timeout);
