@@ -18,7 +18,7 @@ import { Aborted, type Clock } from './clock';
 import { executeHttp, executeHttpMultipart, type EgressPolicy, type HttpAuditEntry } from './http';
 import type { Logger } from './log';
 import { metrics } from './metrics';
-import { snapshotFor, undoStamp, UndoStack, type Registration } from './saga';
+import { hasUndo, snapshotFor, undoStamp, UndoStack, type Registration } from './saga';
 import type { SignalHub } from './signals';
 import { LeaseLost, type StepRunner } from './steps';
 import { COMMIT_SQL, type InstanceTransition, type NodeEvent, type RunRecord, type Store } from './store';
@@ -658,10 +658,15 @@ export class Interpreter {
     }
     const loser = 1 - first.i;
     controllers[loser].abort();
-    // The loser unwinds with Aborted (its SQL is cancelled); what its forwards completed is undone.
-    await runs[loser]?.catch(() => undefined);
-    const lost = this.undos.take(`${scope.stamp}::${branches[loser].id}`);
-    if (lost.length > 0) await this.compensate(lost, `RACE ${node.id} decided: ${first.i === 0 ? 'left' : 'right'} branch won`);
+    // The loser unwinds with Aborted (its SQL is cancelled). A loser that can register undos is
+    // awaited, so that what its forwards completed, even at the last moment, is undone now.
+    if (hasUndo(branches[loser])) {
+      await runs[loser]?.catch(() => undefined);
+      const lost = this.undos.take(`${scope.stamp}::${branches[loser].id}`);
+      if (lost.length > 0) await this.compensate(lost, `RACE ${node.id} decided: ${first.i === 0 ? 'left' : 'right'} branch won`);
+    } else {
+      runs[loser]?.catch(() => undefined);
+    }
     const events: NodeEvent[] = [];
     if (decided === null && branches[loser].node_type === 'LOOP') {
       events.push({ node: branches[loser].id, stamp: `${scope.stamp}::${branches[loser].id}::1`, status: 'failed', result: 'Loop branch cancelled after losing RACE', json: false });

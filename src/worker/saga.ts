@@ -48,6 +48,17 @@ export function referencedNames(undo: TreeNode): Set<string> {
   return names;
 }
 
+/** Whether a subtree holds an UNDO node (it may register undos). */
+export function hasUndo(node: TreeNode): boolean {
+  const stack = [node];
+  while (stack.length > 0) {
+    const n = stack.pop() as TreeNode;
+    if (n.node_type === 'UNDO') return true;
+    for (const c of [n.left, n.right, n.condition, ...(n.extras ?? [])]) if (c) stack.push(c);
+  }
+  return false;
+}
+
 /** The subset of `results` an undo needs. */
 export function snapshotFor(undo: TreeNode, results: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};

@@ -220,7 +220,10 @@ export class StepRunner {
     const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
     req.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      // An abort while connecting, or between statements, has no query to cancel: look before each.
+      if (req.signal.aborted) throw new Aborted();
       await client.query(`BEGIN; SET LOCAL df.in_workflow = 'true'; ${outputSettings(true)}`);
+      if (req.signal.aborted) throw new Aborted();
       let result: pg.QueryResult<unknown[]>;
       try {
         result = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
@@ -312,6 +315,7 @@ export class StepRunner {
     const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
     req.signal.addEventListener('abort', onAbort, { once: true });
     try {
+      if (req.signal.aborted) throw new Aborted(); // aborted while connecting: no query to cancel
       let twoPhase = this.twoPhase.get(req.database);
       if (twoPhase === undefined) {
         const r = await client.query<{ n: string }>("SELECT pg_catalog.current_setting('max_prepared_transactions') AS n");
