@@ -213,9 +213,9 @@ export class Ours extends Base {
     await u.query('SELECT count(df.start($1::text)) FROM generate_series(1, $2::int)', [chainGraph(steps), count]);
   }
 
-  /** The first 'running' transition (its updated_at is the transaction start of that write). */
+  /** The first step's start (a node run's started_at is the transaction start of its step). */
   override async firstPickup(db: string): Promise<number | null> {
-    const r = await (await this.admin(db)).query("SELECT (extract(epoch FROM min(updated_at)) * 1000)::float8 AS t FROM df.instances WHERE status <> 'pending'");
+    const r = await (await this.admin(db)).query('SELECT (extract(epoch FROM min(started_at)) * 1000)::float8 AS t FROM df._node_runs');
     return r.rows[0].t === null ? null : Number(r.rows[0].t);
   }
 

@@ -20,7 +20,7 @@ BEGIN
             NEW.submitted_by, pg_catalog.octet_length(v_vars::pg_catalog.text)
             USING ERRCODE = '54000';
     END IF;
-    INSERT INTO df._work (instance_id, vars) VALUES (NEW.id, v_vars);
+    INSERT INTO df._work (instance_id, vars, submitted_by) VALUES (NEW.id, v_vars, NEW.submitted_by);
     INSERT INTO df._executions (instance_id, execution_id, submitted_by)
     VALUES (NEW.id, 1, NEW.submitted_by);
     PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);
@@ -64,3 +64,18 @@ END
 $$;
 CREATE TRIGGER signals_wake AFTER INSERT ON df._signals
     FOR EACH ROW EXECUTE FUNCTION df._on_signal_insert();
+
+-- Deleted instances (df.prune_executions, a tenant's own DELETE) take their node runs with them:
+-- what the foreign key's ON DELETE CASCADE did, once per statement (df._node_runs has no foreign
+-- key, see src/sql/00_schema.sql).
+CREATE FUNCTION df._on_instances_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM df._node_runs r USING gone g WHERE r.instance_id OPERATOR(pg_catalog.=) g.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER instances_delete_runs AFTER DELETE ON df.instances
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION df._on_instances_deleted();

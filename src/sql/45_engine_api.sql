@@ -9,7 +9,9 @@
 -- EXECUTE on this function gives a role nothing.
 --
 -- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?}], at most one
--- event per (stamp, node) — the worker coalesces. p_instance_status: NULL (nodes only), 'running',
+-- event per (stamp, node) — the worker coalesces. p_instance_status: NULL (nodes only), 'running'
+-- (the worker sends it with its first write for a pending instance: a claim no longer marks
+-- instances running, so a one-step instance is written once, pending -> completed),
 -- 'completed', 'failed', 'cancelled' (a compensating cancel, after its undos) or 'continue:<g>'
 -- (root loop: close execution g, open g+1; if g+1 is already open, a retry after an ambiguous
 -- commit, nothing more happens).
@@ -22,14 +24,13 @@ DECLARE
     v_exec int4;
     v_who regrole;
 BEGIN
-    SELECT w.execution_id INTO v_exec FROM df._work w
+    SELECT w.execution_id, w.submitted_by INTO v_exec, v_who FROM df._work w
      WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
        FOR SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pg_durable: lease lost for instance % (cancelled, finished or taken over by another worker)', p_instance
             USING ERRCODE = 'PD001';
     END IF;
-    SELECT i.submitted_by INTO v_who FROM df.instances i WHERE i.id = p_instance;
 
     IF p_events IS NOT NULL AND jsonb_array_length(p_events) > 0 THEN
         INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
@@ -79,6 +80,8 @@ BEGIN
         UPDATE df.instances SET status = 'cancelled', updated_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
     ELSIF p_instance_status LIKE 'continue:%' THEN
+        UPDATE df.instances SET status = 'running', updated_at = now()
+         WHERE id = p_instance AND status = 'pending';
         IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
             UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
              WHERE instance_id = p_instance AND execution_id = v_exec;

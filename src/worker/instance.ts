@@ -25,7 +25,7 @@ export interface InstanceRunOptions {
 
 export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal, opts: InstanceRunOptions, state?: (s: InstanceState) => void): Promise<void> {
   const { store, log } = deps;
-  const { instance, nodes, history } = await store.loadInstance(claim.instanceId, claim.executionId);
+  const { instance, nodes, history, cancelRequest } = claim.loaded ?? (await store.loadInstance(claim.instanceId, claim.executionId));
   if (!instance) return; // rolled back or deleted meanwhile: its queue row went with it
   // Fails the instance before anything runs. If an earlier worker had started it, the root and
   // every run it left `running` (the path it was on) are stamped failed and finished runs keep
@@ -68,13 +68,13 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
     vars: claim.vars,
     token: claim.token,
     executionId: claim.executionId,
+    started: instance.status !== 'pending',
   };
   state?.(inst);
   // A step in another database may have left a prepared transaction behind (a crash between
   // PREPARE and COMMIT PREPARED): settle it by its checkpoint before anything replays.
   await deps.steps.recoverInstance(inst.id, inst.database);
-  // df.cancel(..., compensate => true): replay what is recorded, fail the frontier, undo, end cancelled.
-  const cancelRequest = await store.compensationRequest(inst.id);
+  // df.cancel(..., compensate => true) (cancelRequest): replay what is recorded, fail the frontier, undo, end cancelled.
   const interpreter = new Interpreter(deps, inst, root, history, signal, cancelRequest);
   try {
     if (history.length === 0 && claim.executionId === 1) {
@@ -91,8 +91,7 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
       // mode (its own signal: the old one is spent; a plain df.cancel still ends it, the lease goes).
       log.info({ instance: inst.id }, 'compensating cancel: undoing the completed steps');
       const again = await store.loadInstance(inst.id, inst.executionId);
-      const reason = (await store.compensationRequest(inst.id)) ?? 'Cancelled by user';
-      await new Interpreter(deps, inst, root, again.history, new AbortController().signal, reason).run();
+      await new Interpreter(deps, inst, root, again.history, new AbortController().signal, again.cancelRequest ?? 'Cancelled by user').run();
       log.info({ instance: inst.id, status: 'cancelled' }, 'instance cancelled after compensation');
     } else if (err instanceof Aborted) {
       log.info({ instance: inst.id, reason: signal.reason ?? 'aborted' }, 'instance stopped');

@@ -51,6 +51,11 @@ export interface InstanceState {
   /** Mutable: a re-claim by the same worker hands out a new token. */
   token: string;
   executionId: number;
+  /**
+   * Whether df.instances says 'running' (or later) already. While false, the first durable write
+   * carries the 'running' transition: a claim does not write the instance.
+   */
+  started: boolean;
 }
 
 export interface Deps {
@@ -233,16 +238,22 @@ export class Interpreter {
   /** A durable write: `events` plus everything pending, and the instance transition if any. */
   async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
     const batch = this.withPending(events);
-    const t = transition;
-    if (batch.events.length === 0 && t === null) return;
+    if (batch.events.length === 0 && transition === null) return;
+    const t = this.withStart(transition);
     try {
       await metrics.checkpoint('write', () => this.deps.store.commit(this.inst.id, this.inst.token, batch.events, t, output)); // metrics
     } catch (err) {
       if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
       throw err;
     }
+    this.inst.started = true;
     this.committed(batch);
     this.record(events);
+  }
+
+  /** A write without a transition of its own marks a still pending instance running. */
+  private withStart(t: InstanceTransition | null): InstanceTransition | null {
+    return t === null && !this.inst.started ? 'running' : t;
   }
 
   /** Queues events that may wait for the next durable write (see `pending`). */
@@ -416,7 +427,7 @@ export class Interpreter {
     // never lets that late stamp overwrite the completion.
     const stampTimer = setTimeout(() => {
       const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
-      this.deps.store.commit(this.inst.id, this.inst.token, [ev]).catch(() => undefined);
+      this.deps.store.commit(this.inst.id, this.inst.token, [ev], this.withStart(null)).then(() => { this.inst.started = true; }, () => undefined);
     }, RUNNING_STAMP_DELAY_MS);
     let carried: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } | null = null;
     let out;
@@ -432,12 +443,12 @@ export class Interpreter {
         token: () => this.inst.token,
         // Inside the step's transaction: its completion, whatever is pending, and — for the last
         // step of the root sequence — the completion of that sequence and of the instance.
-        checkpoint: async (client, json, detail) => {
+        checkpoint: async (run, json, detail) => {
           const done: NodeEvent[] = [{ node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true, detail: detail ?? null }];
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.withPending(done);
-          const transition: InstanceTransition | null = spine ? 'completed' : null;
-          await client.query(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
+          const transition: InstanceTransition | null = spine ? 'completed' : this.withStart(null);
+          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
           carried = { ...batch, transition };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),
@@ -452,6 +463,7 @@ export class Interpreter {
     if (out.kind === 'fail') return this.finished(node, scope, fail(out.error));
     if (out.checkpointed && carried !== null) {
       const c: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } = carried;
+      this.inst.started = true;
       this.committed(c);
       this.record(c.events);
       if (spine) this.instanceDone = true;

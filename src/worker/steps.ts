@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { PipelineError, pipelined } from './pipeline';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { DfError } from '../core/errors';
 import { Aborted } from './clock';
@@ -86,7 +87,15 @@ const outputSettings = (local: boolean) =>
  * sequence caches) is reset, but cached plans survive, so df._commit is not re-planned on every
  * step (~0.3 ms of server time per step in docs/PERFORMANCE.md).
  */
-const RESET_SESSION = 'CLOSE ALL; RESET ALL; DEALLOCATE ALL; UNLISTEN *; SELECT pg_catalog.pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES';
+const RESET_STATEMENTS = ['CLOSE ALL', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'];
+const RESET_SESSION = RESET_STATEMENTS.join('; ');
+/**
+ * Sent with a step's statement: its transaction and output settings (DateStyle ISO keeps the
+ * session's DMY/MDY order: setting only the output style leaves the order as it was).
+ */
+const STEP_PRELUDE = ['BEGIN', "SET LOCAL df.in_workflow = 'true'", 'SET LOCAL DateStyle = ISO', 'SET LOCAL extra_float_digits = 3'];
+/** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
+const STEP_EPILOGUE = ['COMMIT', ...RESET_STATEMENTS];
 /** Connection failures that patience will not fix: bad role/login, missing database. */
 const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
 /** How often prepared transactions left behind by crashed steps are looked for (besides at claim). */
@@ -100,6 +109,9 @@ export const gidPrefix = (homeOid: string, instance: string) => `pgd:${homeOid}:
 export const TWO_PHASE_NOTE = (db: string) => `ran in database "${db}": exactly-once through two-phase commit`;
 export const AT_LEAST_ONCE_NOTE = (db: string) =>
   `ran in database "${db}" without two-phase commit (its server has max_prepared_transactions = 0): at-least-once`;
+
+/** Runs the checkpoint statement (df._commit) where the step decides: its own connection or a worker one. */
+export type CheckpointRunner = (sql: string, params: unknown[]) => Promise<void>;
 
 export interface StepRequest {
   role: string;
@@ -116,7 +128,7 @@ export interface StepRequest {
    * Writes the success checkpoint: on the step's own connection inside its transaction, or (a step
    * in another database) on a worker connection at home, with `detail` (the gid, a note).
    */
-  checkpoint(client: pg.ClientBase, json: string, detail?: Record<string, unknown>): Promise<void>;
+  checkpoint(run: CheckpointRunner, json: string, detail?: Record<string, unknown>): Promise<void>;
   /** The checkpointed result, if an earlier attempt's transaction did commit (else null). */
   recorded(): Promise<string | null>;
 }
@@ -217,17 +229,19 @@ export class StepRunner {
     if ('kind' in connected) return connected;
     const client = connected.client;
     let broken = false;
+    /** The epilogue reset the session already. */
+    let clean = false;
     const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
     req.signal.addEventListener('abort', onAbort, { once: true });
     try {
       // An abort while connecting, or between statements, has no query to cancel: look before each.
       if (req.signal.aborted) throw new Aborted();
-      await client.query(`BEGIN; SET LOCAL df.in_workflow = 'true'; ${outputSettings(true)}`);
-      if (req.signal.aborted) throw new Aborted();
       let result: pg.QueryResult<unknown[]>;
       try {
-        result = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
-      } catch (err) {
+        // One round trip: BEGIN, the step's settings, the statement (src/worker/pipeline.ts).
+        result = await pipelined<unknown[]>(client, { text: req.sql, rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig, STEP_PRELUDE);
+      } catch (failure) {
+        const err = failure instanceof PipelineError ? failure.cause : failure;
         await client.query('ROLLBACK').catch(() => { broken = true; });
         if (req.signal.aborted) throw new Aborted();
         const e = err as { code?: string; message: string };
@@ -247,11 +261,16 @@ export class StepRunner {
       }
       const json = converted.json;
       try {
-        await metrics.checkpoint('step', async () => { // metrics
-          await req.checkpoint(client, json);
-          await client.query('COMMIT');
-        });
-      } catch (err) {
+        // One round trip: the checkpoint, COMMIT, the session reset.
+        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params }, [], STEP_EPILOGUE).then(() => { clean = true; }), json)); // metrics
+      } catch (failure) {
+        if (failure instanceof PipelineError && failure.completed >= 2) {
+          // The checkpoint and COMMIT went through; only resetting the session failed: the step
+          // is done, the connection is not reused.
+          broken = true;
+          return { kind: 'ok', json, checkpointed: true };
+        }
+        const err = failure instanceof PipelineError ? failure.cause : failure;
         await client.query('ROLLBACK').catch(() => { broken = true; });
         if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
         if (req.signal.aborted) throw new Aborted();
@@ -267,7 +286,7 @@ export class StepRunner {
       throw err;
     } finally {
       req.signal.removeEventListener('abort', onAbort);
-      await this.recycle(client, broken);
+      await this.recycle(client, broken, clean);
     }
   }
 
@@ -406,7 +425,7 @@ export class StepRunner {
     const home = await this.store.pool.connect();
     let bad = false;
     try {
-      await req.checkpoint(home, json, detail);
+      await req.checkpoint(async (sql, params) => { await home.query(sql, params); }, json, detail);
     } catch (err) {
       bad = isTransient(err);
       throw err;
@@ -578,8 +597,8 @@ export class StepRunner {
     return { json };
   }
 
-  private async recycle(client: pg.PoolClient, broken: boolean): Promise<void> {
-    if (!broken) {
+  private async recycle(client: pg.PoolClient, broken: boolean, clean = false): Promise<void> {
+    if (!broken && !clean) {
       try {
         await client.query(RESET_SESSION);
       } catch {

@@ -12,6 +12,16 @@ export interface Claim {
   token: string;
   executionId: number;
   vars: Record<string, string>;
+  /** What the run needs, read by the claim statement itself (absent: load it). */
+  loaded?: Loaded;
+}
+
+/** Everything a run starts from: the instance, its graph, the runs of its execution, a compensation request. */
+export interface Loaded {
+  instance: InstanceRow | null;
+  nodes: NodeRow[];
+  history: RunRecord[];
+  cancelRequest: string | null;
 }
 
 export interface InstanceRow {
@@ -169,26 +179,32 @@ export class Store {
   }
 
   async claim(epoch: string, limit: number, leaseSeconds: number): Promise<Claim[]> {
-    // Claimed instances become 'running' in the same statement: one write for the whole batch
-    // instead of one per instance, and the status is right from the moment a worker has it.
-    const r = await this.q<{ instance_id: string; lease_token: string; execution_id: number; vars: Record<string, string> }>(
+    // A claim touches only the queue: the instance becomes 'running' with the run's first durable
+    // write (df._commit), so a one-step instance is written once, pending -> completed.
+    //
+    // It also reads what each run needs (loadColumns), saving a round trip per instance, but only
+    // for an instance never claimed before: its lease row is as df.start inserted it (same xmin
+    // as the instance row), so no earlier run can have a checkpoint committing after this
+    // statement's snapshot. Any other (a takeover, a re-claim) is loaded after the claim commits.
+    const r = await this.q<LoadRow & { instance_id: string; lease_token: string; execution_id: number; vars: Record<string, string> | null; fresh: boolean }>(
       `WITH claimed AS (
          UPDATE df._work w
             SET lease_owner = $1::uuid, lease_token = gen_random_uuid(),
                 lease_until = clock_timestamp() + make_interval(secs => $2::int)
-          WHERE w.instance_id IN (
-                SELECT instance_id FROM df._work
-                 WHERE due_at <= clock_timestamp() AND (lease_until IS NULL OR lease_until < clock_timestamp())
-                 ORDER BY due_at LIMIT $3::int FOR UPDATE SKIP LOCKED)
-          RETURNING w.instance_id, w.lease_token::text AS lease_token, w.execution_id, w.vars
-       ), started AS (
-         UPDATE df.instances i SET status = 'running', updated_at = now()
-          WHERE i.id IN (SELECT instance_id FROM claimed) AND i.status = 'pending'
-       )
-       SELECT instance_id, lease_token, execution_id, vars FROM claimed`,
-      [epoch, leaseSeconds, limit],
+           FROM (SELECT q.instance_id, q.xmin OPERATOR(pg_catalog.=) (SELECT i.xmin FROM df.instances i WHERE i.id = q.instance_id) AS fresh
+                   FROM df._work q
+                  WHERE q.due_at <= clock_timestamp() AND (q.lease_until IS NULL OR q.lease_until < clock_timestamp())
+                  ORDER BY q.due_at LIMIT $3::int FOR UPDATE OF q SKIP LOCKED) c
+          WHERE w.instance_id = c.instance_id
+          RETURNING w.instance_id, w.lease_token::text AS lease_token, w.execution_id, w.vars, c.fresh)
+       SELECT c.instance_id, c.lease_token, c.execution_id, c.vars, c.fresh, ${loadColumns('c.execution_id', '$4::int', '$5::bigint')}
+         FROM claimed c LEFT JOIN df.instances i ON c.fresh AND i.id = c.instance_id ${LOAD_JOINS}`,
+      [epoch, leaseSeconds, limit, MAX_LOADED_NODES, MAX_LOADED_GRAPH_BYTES],
     );
-    return r.rows.map((row) => ({ instanceId: row.instance_id, token: row.lease_token, executionId: row.execution_id, vars: row.vars ?? {} }));
+    return r.rows.map((row) => ({
+      instanceId: row.instance_id, token: row.lease_token, executionId: row.execution_id, vars: row.vars ?? {},
+      loaded: row.fresh && row.id !== null ? loaded(row) : undefined,
+    }));
   }
 
   /** Hands leases back (graceful shutdown) so another worker can continue at once. */
@@ -204,41 +220,12 @@ export class Store {
     await this.pool.query('DELETE FROM df._worker_epoch WHERE epoch_id = $1::uuid', [epoch]).catch(() => undefined);
   }
 
-  async loadInstance(id: string, executionId: number): Promise<{ instance: InstanceRow | null; nodes: NodeRow[]; history: RunRecord[] }> {
-    const inst = await this.q<{ id: string; label: string | null; root_node: string; status: string; database: string | null; rolname: string | null; role_oid: string; rolcanlogin: boolean | null; rolsuper: boolean | null; can_use: boolean | null; node_count: number; graph_bytes: string }>(
-      `SELECT i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper,
-              CASE WHEN r.oid IS NOT NULL THEN has_schema_privilege(r.oid, 'df', 'USAGE')
-                   AND has_function_privilege(r.oid, 'df._commit(text,uuid,jsonb,text,text)', 'EXECUTE') END AS can_use,
-              g.node_count, g.graph_bytes::text
-         FROM df.instances i LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
-              CROSS JOIN LATERAL (
-                SELECT count(*)::int AS node_count,
-                       coalesce(sum(coalesce(octet_length(n.query), 0) + coalesce(octet_length(n.result_name), 0)), 0) AS graph_bytes
-                  FROM df.nodes n WHERE n.instance_id = i.id) g
-        WHERE i.id = $1::text`,
-      [id],
+  /** Everything a run needs (loadColumns), in one round trip; for a run that starts over. */
+  async loadInstance(id: string, executionId: number): Promise<Loaded> {
+    const r = await this.q<LoadRow>(`SELECT ${loadColumns('$2::int', '$3::int', '$4::bigint')} FROM df.instances i ${LOAD_JOINS} WHERE i.id = $1::text`,
+      [id, executionId, MAX_LOADED_NODES, MAX_LOADED_GRAPH_BYTES],
     );
-    if (inst.rowCount === 0) return { instance: null, nodes: [], history: [] };
-    const row = inst.rows[0];
-    const instance: InstanceRow = {
-      id: row.id, label: row.label, rootNode: row.root_node, status: row.status, database: row.database,
-      role: row.rolname, roleOid: row.role_oid, canLogin: row.rolcanlogin === true, superuser: row.rolsuper === true,
-      canUse: row.can_use === true, nodeCount: row.node_count, graphBytes: Number(row.graph_bytes),
-    };
-    if (instance.nodeCount > MAX_LOADED_NODES || instance.graphBytes > MAX_LOADED_GRAPH_BYTES) return { instance, nodes: [], history: [] };
-    const nodes = await this.q<NodeRow>(
-      'SELECT id, node_type, query, result_name, left_node, right_node FROM df.nodes WHERE instance_id = $1::text',
-      [id],
-    );
-    const history = await this.q<{ stamp: string; node_id: string; status: RunRecord['status']; result: string | null; detail: Record<string, unknown> | null }>(
-      'SELECT stamp, node_id, status, result, detail FROM df._node_runs WHERE instance_id = $1::text AND execution_id = $2::int',
-      [id, executionId],
-    );
-    return {
-      instance,
-      nodes: nodes.rows,
-      history: history.rows.map((h) => ({ stamp: h.stamp, nodeId: h.node_id, status: h.status, result: h.result, detail: h.detail })),
-    };
+    return r.rowCount === 0 ? { instance: null, nodes: [], history: [], cancelRequest: null } : loaded(r.rows[0]);
   }
 
   async commit(instanceId: string, token: string, events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<number> {
@@ -255,24 +242,6 @@ export class Store {
       instanceId, token, name, nodeId, stamp,
     ]);
     return r.rows[0].result;
-  }
-
-  /**
-   * The reason of a compensating cancel requested for the instance (df.cancel(..., compensate =>
-   * true) files it as the reserved signal 'pg_durable:compensate'), or null.
-   */
-  async compensationRequest(instanceId: string): Promise<string | null> {
-    const r = await this.q<{ payload: string }>(
-      "SELECT payload FROM df._signals WHERE instance_id = $1::text AND signal_name = 'pg_durable:compensate' ORDER BY id LIMIT 1",
-      [instanceId],
-    );
-    if (r.rowCount === 0) return null;
-    try {
-      const reason = (JSON.parse(r.rows[0].payload) as { reason?: unknown }).reason;
-      return typeof reason === 'string' ? reason : 'Cancelled by user';
-    } catch {
-      return 'Cancelled by user';
-    }
   }
 
   /** A node run's completed result, or null: how a step learns that its ambiguous commit happened. */
@@ -342,4 +311,61 @@ export class Store {
   async end(): Promise<void> {
     await this.pool.end().catch(() => undefined);
   }
+}
+
+/** The reason a compensating cancel request carries (its payload is `{"reason": ...}`). */
+function compensationReason(payload: string): string {
+  try {
+    const reason = (JSON.parse(payload) as { reason?: unknown }).reason;
+    return typeof reason === 'string' ? reason : 'Cancelled by user';
+  } catch {
+    return 'Cancelled by user';
+  }
+}
+
+type LoadRow = {
+  id: string; label: string | null; root_node: string; status: string; database: string | null; rolname: string | null; role_oid: string;
+  rolcanlogin: boolean | null; rolsuper: boolean | null; can_use: boolean | null; node_count: number; graph_bytes: string;
+  nodes: [string, string, string | null, string | null, string | null, string | null][] | null;
+  runs: [string, string, RunRecord['status'], string | null, Record<string, unknown> | null][] | null;
+  cancel: string | null;
+};
+
+/**
+ * What a run needs of instance `i` (of its execution `execution`, within the load limits): the instance and
+ * its role's standing, the graph as JSON rows unless it is over the limits, the node runs of the
+ * execution, and the reason of a compensating cancel if one was requested (df.cancel(...,
+ * compensate => true) files it as the reserved signal 'pg_durable:compensate'). It was four round
+ * trips per instance (docs/PERFORMANCE.md).
+ */
+const loadColumns = (execution: string, maxNodes: string, maxBytes: string) => `i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper,
+       CASE WHEN r.oid IS NOT NULL THEN has_schema_privilege(r.oid, 'df', 'USAGE')
+            AND has_function_privilege(r.oid, 'df._commit(text,uuid,jsonb,text,text)', 'EXECUTE') END AS can_use,
+       g.node_count, g.graph_bytes::text,
+       CASE WHEN g.node_count <= ${maxNodes} AND g.graph_bytes <= ${maxBytes} THEN
+         (SELECT json_agg(json_build_array(n.id, n.node_type, n.query, n.result_name, n.left_node, n.right_node))
+            FROM df.nodes n WHERE n.instance_id = i.id) END AS nodes,
+       (SELECT json_agg(json_build_array(h.stamp, h.node_id, h.status, h.result, h.detail))
+          FROM df._node_runs h WHERE h.instance_id = i.id AND h.execution_id = ${execution}) AS runs,
+       (SELECT s.payload FROM df._signals s
+         WHERE s.instance_id = i.id AND s.signal_name = 'pg_durable:compensate' ORDER BY s.id LIMIT 1) AS cancel`;
+
+const LOAD_JOINS = `LEFT JOIN pg_catalog.pg_roles r ON r.oid = i.submitted_by::oid
+       LEFT JOIN LATERAL (
+         SELECT count(*)::int AS node_count,
+                coalesce(sum(coalesce(octet_length(n.query), 0) + coalesce(octet_length(n.result_name), 0)), 0) AS graph_bytes
+           FROM df.nodes n WHERE n.instance_id = i.id) g ON true`;
+
+function loaded(row: LoadRow): Loaded {
+  const instance: InstanceRow = {
+    id: row.id, label: row.label, rootNode: row.root_node, status: row.status, database: row.database,
+    role: row.rolname, roleOid: row.role_oid, canLogin: row.rolcanlogin === true, superuser: row.rolsuper === true,
+    canUse: row.can_use === true, nodeCount: row.node_count, graphBytes: Number(row.graph_bytes),
+  };
+  return {
+    instance,
+    nodes: (row.nodes ?? []).map(([id, node_type, query, result_name, left_node, right_node]) => ({ id, node_type, query, result_name, left_node, right_node }) as NodeRow),
+    history: (row.runs ?? []).map(([stamp, nodeId, status, result, detail]) => ({ stamp, nodeId, status, result, detail })),
+    cancelRequest: row.cancel === null ? null : compensationReason(row.cancel),
+  };
 }

@@ -143,6 +143,8 @@ describe('status writes by hand against a running worker', () => {
     await a.query('CREATE TABLE public.cancel_ledger (x int)');
     const id = await start(a, `${lit('SELECT pg_sleep(30)')} ~> ${lit('INSERT INTO public.cancel_ledger VALUES (1)')}`);
     await eventually(async () => (await scalar(admin, "SELECT count(*)::int FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'")) === 1, 15_000, 'step running');
+    // The instance reads 'running' once its first step has run 200 ms (no write at pickup).
+    await eventually(async () => (await scalar(a, 'SELECT df.status($1)', [id])) === 'running', 5_000, 'instance running');
     expect((await errorOf(a, "UPDATE df.instances SET status = 'completed' WHERE id = $1", [id])).message).toContain('cannot be changed from running to completed by hand');
     expect((await a.query("UPDATE df.instances SET status = 'cancelled' WHERE id = $1", [id])).rowCount).toBe(1);
     await eventually(async () => (await scalar(admin, "SELECT count(*)::int FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'")) === 0, 15_000, 'step cancelled');
@@ -245,7 +247,9 @@ describe('a step cannot climb out of its role (deviation 8)', () => {
       ["SELECT set_config('session_authorization', 'postgres', false)", 'permission denied to set session authorization'],
       ['SELECT * FROM df._work', 'permission denied for table _work'],
       ['SELECT * FROM df._worker_epoch', 'permission denied for table _worker_epoch'],
-      ["UPDATE df.instances SET status = 'completed' WHERE id = '{sys_instance_id}'", 'cannot be changed from running to completed by hand'],
+      // Inside its quick first step an instance still reads 'pending': it turns 'running' with its
+      // first checkpoint, or when that step has run 200 ms (README, deviations).
+      ["UPDATE df.instances SET status = 'completed' WHERE id = '{sys_instance_id}'", 'cannot be changed from pending to completed by hand'],
     ];
     const ids = [];
     for (const [step] of attempts) ids.push(await start(a, `${lit(step)} ~> ${who}`));

@@ -36,7 +36,7 @@ BEGIN
             NEW.submitted_by, pg_catalog.octet_length(v_vars::pg_catalog.text)
             USING ERRCODE = '54000';
     END IF;
-    INSERT INTO df._work (instance_id, vars) VALUES (NEW.id, v_vars);
+    INSERT INTO df._work (instance_id, vars, submitted_by) VALUES (NEW.id, v_vars, NEW.submitted_by);
     INSERT INTO df._executions (instance_id, execution_id, submitted_by)
     VALUES (NEW.id, 1, NEW.submitted_by);
     PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);
@@ -208,14 +208,13 @@ DECLARE
     v_exec int4;
     v_who regrole;
 BEGIN
-    SELECT w.execution_id INTO v_exec FROM df._work w
+    SELECT w.execution_id, w.submitted_by INTO v_exec, v_who FROM df._work w
      WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
        FOR SHARE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pg_durable: lease lost for instance % (cancelled, finished or taken over by another worker)', p_instance
             USING ERRCODE = 'PD001';
     END IF;
-    SELECT i.submitted_by INTO v_who FROM df.instances i WHERE i.id = p_instance;
 
     IF p_events IS NOT NULL AND jsonb_array_length(p_events) > 0 THEN
         INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
@@ -265,6 +264,8 @@ BEGIN
         UPDATE df.instances SET status = 'cancelled', updated_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
     ELSIF p_instance_status LIKE 'continue:%' THEN
+        UPDATE df.instances SET status = 'running', updated_at = now()
+         WHERE id = p_instance AND status = 'pending';
         IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
             UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
              WHERE instance_id = p_instance AND execution_id = v_exec;
@@ -510,3 +511,23 @@ BEGIN
 END
 $$;
 DROP FUNCTION df.cancel(pg_catalog.text, pg_catalog.text);
+
+-- The hot path (docs/PERFORMANCE.md): the lease row carries the submitter, df._node_runs has no
+-- foreign key (runs go with their instance through a statement trigger), and the index on
+-- df.nodes (instance_id) alone is gone (nodes_pkey serves it).
+ALTER TABLE df._work ADD COLUMN submitted_by pg_catalog.regrole;
+UPDATE df._work w SET submitted_by = i.submitted_by FROM df.instances i WHERE i.id OPERATOR(pg_catalog.=) w.instance_id;
+ALTER TABLE df._work ALTER COLUMN submitted_by SET NOT NULL;
+ALTER TABLE df._node_runs DROP CONSTRAINT _node_runs_instance_id_fkey;
+DROP INDEX df.idx_nodes_instance;
+CREATE FUNCTION df._on_instances_deleted() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    DELETE FROM df._node_runs r USING gone g WHERE r.instance_id OPERATOR(pg_catalog.=) g.id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER instances_delete_runs AFTER DELETE ON df.instances
+    REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION df._on_instances_deleted();

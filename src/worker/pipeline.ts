@@ -1,0 +1,110 @@
+/**
+ * One round trip for several statements of a step connection, through the extended protocol:
+ * the statements `before` the query, the query (its own parameters, result and types, exactly as
+ * node-postgres would run it alone), then the statements `after` it, all before a single Sync.
+ *
+ * Why: on this project's machines a round trip costs PostgreSQL more CPU than the statements of a
+ * step (a send and a wake-up of each side; docs/PERFORMANCE.md: kernel time was 59% of a step
+ * backend's CPU). A step was five round trips (BEGIN and output settings; the statement; the
+ * checkpoint; COMMIT; the session reset); it is now two: `BEGIN ... ; statement` and
+ * `checkpoint; COMMIT; reset`. Unlike a multi-statement simple query, the user's statement stays
+ * one extended-protocol statement (no second statement can hide in it) and the lease token stays a
+ * bind parameter (never in pg_stat_activity's query text).
+ *
+ * The server skips everything after an error until the Sync, so an error names the statement it
+ * came from: `completed` on the error counts the statements of the batch that had completed
+ * before it (a failed COMMIT has completed = before.length + 1 for the checkpoint batch, say).
+ */
+import pg from 'pg';
+
+type Connection = {
+  parse(msg: { text: string; name?: string; types?: number[] }): void;
+  bind(msg: { portal?: string; statement?: string; values?: unknown[] }): void;
+  describe(msg: { type: 'P' | 'S'; name?: string }): void;
+  execute(msg: { portal?: string; rows?: number }): void;
+  sync(): void;
+};
+
+export class PipelineError extends Error {
+  constructor(readonly cause: Error & { code?: string }, readonly completed: number) {
+    super(cause.message);
+  }
+}
+
+/** pg.Query with `before` and `after` statements sent in the same flight (see the header). */
+class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig) => PgQueryInternals) {
+  completed = 0;
+  constructor(config: pg.QueryConfig, private readonly before: string[], private readonly after: string[]) {
+    super(config);
+  }
+
+  /** Always the extended protocol: even an empty statement is its own Parse, never a simple Query. */
+  requiresPreparation(): boolean {
+    return true;
+  }
+
+  override prepare(connection: Connection): void {
+    for (const text of this.before) statement(connection, text);
+    super.prepare(connection);
+  }
+
+  /** Called by prepare() to execute the query's portal and Sync: the `after` statements go in between. */
+  _getRows(connection: Connection, rows?: number): void {
+    connection.execute({ portal: this.portal ?? '', rows });
+    for (const text of this.after) statement(connection, text);
+    connection.sync();
+  }
+
+  override handleCommandComplete(msg: unknown, connection: Connection): void {
+    this.completed++;
+    super.handleCommandComplete(msg, connection);
+  }
+
+  override handleEmptyQuery(connection: Connection): void {
+    this.completed++;
+    super.handleEmptyQuery(connection);
+  }
+}
+
+interface PgQueryInternals {
+  portal?: string;
+  prepare(connection: Connection): void;
+  handleCommandComplete(msg: unknown, connection: Connection): void;
+  handleEmptyQuery(connection: Connection): void;
+  on(event: 'end', listener: (results: pg.QueryResult | pg.QueryResult[] | undefined) => void): void;
+  on(event: 'error', listener: (err: Error & { code?: string }) => void): void;
+}
+
+function statement(connection: Connection, text: string): void {
+  connection.parse({ text, name: '' });
+  connection.bind({ portal: '', statement: '' });
+  connection.describe({ type: 'P', name: '' });
+  connection.execute({ portal: '', rows: 0 });
+}
+
+/**
+ * Runs `before`, the query, `after` in one round trip; resolves to the query's own result. Rejects
+ * with a PipelineError (the server's error and how many statements completed before it), or with
+ * the connection's error as is when the connection fails.
+ */
+export function pipelined<R extends pg.QueryResultRow = pg.QueryResultRow>(
+  client: pg.ClientBase,
+  config: pg.QueryConfig,
+  before: string[],
+  after: string[] = [],
+): Promise<pg.QueryResult<R>> {
+  const q = new PipelinedQuery(config, before, after);
+  return new Promise((resolve, reject) => {
+    q.on('error', (err) => reject(isServerError(err) ? new PipelineError(err, q.completed) : err));
+    q.on('end', (results) => {
+      // One result per statement that produced one; the query's own comes right after `before`'s.
+      const all = Array.isArray(results) ? results : results ? [results] : [];
+      resolve((all[before.length] ?? all[all.length - 1]) as pg.QueryResult<R>);
+    });
+    (client as unknown as { query(q: unknown): unknown }).query(q);
+  });
+}
+
+/** An ErrorResponse from the server (it has a severity), not a broken connection. */
+const isServerError = (err: unknown): err is Error & { code?: string } =>
+  err instanceof Error && typeof (err as { severity?: unknown }).severity === 'string';

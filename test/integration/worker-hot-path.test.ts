@@ -1,0 +1,101 @@
+/**
+ * The worker's hot path (docs/PERFORMANCE.md): a claim writes only the queue and returns what a
+ * run needs for instances never claimed before; an instance reads 'running' from its first
+ * durable write; a step is two round trips that leave the connection reset.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PipelineError, pipelined } from '../../src/worker/pipeline';
+import { Store } from '../../src/worker/store';
+import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
+
+let db: string;
+let alice: string;
+let store: Store;
+const epoch = '00000000-0000-4000-8000-000000000001';
+
+beforeAll(async () => {
+  db = await freshDatabase('hot_path');
+  alice = await createTenant(db, 'alice');
+  store = new Store(url(db), 2, () => false);
+});
+afterAll(async () => {
+  await store.end();
+});
+
+const start = (sql: string) => asRole(db, alice, (c) => scalar<string>(c, 'SELECT df.start($1::text)', [sql]));
+const status = (id: string) => withPg(db, (c) => scalar<string>(c, 'SELECT status FROM df.instances WHERE id = $1', [id]));
+
+describe('a claim', () => {
+  it('leaves the instance pending and returns its graph, runs and role with the lease', async () => {
+    const id = await start('SELECT 1 AS a');
+    const claims = await store.claim(epoch, 10, 30);
+    const c = claims.find((x) => x.instanceId === id)!;
+    expect(c).toBeDefined();
+    expect(await status(id)).toBe('pending');
+    expect(c.loaded?.instance).toMatchObject({ id, status: 'pending', role: alice, canLogin: true, canUse: true, nodeCount: 1 });
+    expect(c.loaded?.nodes).toEqual([expect.objectContaining({ node_type: 'SQL', query: 'SELECT 1 AS a' })]);
+    expect(c.loaded?.history).toEqual([]);
+    expect(c.loaded?.cancelRequest).toBeNull();
+  });
+
+  it('of an instance claimed before (a takeover) loads nothing: an earlier run may still commit', async () => {
+    const id = await start('SELECT 3');
+    expect((await store.claim(epoch, 10, 30)).find((x) => x.instanceId === id)?.loaded).toBeDefined();
+    // The lease is handed back (or expires): the next claim must read after it commits.
+    await store.release(epoch, [id]);
+    const again = (await store.claim(epoch, 10, 30)).find((x) => x.instanceId === id);
+    expect(again).toBeDefined();
+    expect(again!.loaded).toBeUndefined();
+    expect((await store.loadInstance(id, again!.executionId)).instance?.id).toBe(id);
+  });
+});
+
+describe('the first durable write', () => {
+  it("marks a pending instance running; a completion from pending ends it in one write", async () => {
+    const a = await start('SELECT 1');
+    const b = await start('SELECT 2');
+    const claims = await store.claim(epoch, 10, 30);
+    const lease = (id: string) => claims.find((x) => x.instanceId === id)!;
+    await store.commit(a, lease(a).token, [], 'running');
+    expect(await status(a)).toBe('running');
+    const node = lease(b).loaded!.nodes[0].id;
+    await store.commit(b, lease(b).token, [{ node, stamp: `${b}::1`, status: 'completed', result: '{"rows":[],"row_count":0}', json: true }], 'completed', '{}');
+    expect(await status(b)).toBe('completed');
+    expect(await withPg(db, (c) => scalar<string>(c, "SELECT status FROM df.nodes WHERE instance_id = $1", [b]))).toBe('completed');
+  });
+});
+
+describe('a pipelined step', () => {
+  it('runs BEGIN, settings and the statement in one flight and returns the statement\'s own result', async () => {
+    await asRole(db, alice, async (c) => {
+      await c.query("SET DateStyle = 'SQL, DMY'");
+      const r = await pipelined<unknown[]>(c, { text: "SELECT date '2024-02-01'::text AS d, current_setting('df.in_workflow') AS w", rowMode: 'array' } as pg.QueryConfig,
+        ['BEGIN', "SET LOCAL df.in_workflow = 'true'", 'SET LOCAL DateStyle = ISO']);
+      expect(r.rows).toEqual([['2024-02-01', 'true']]);
+      expect(await scalar(c, 'SHOW DateStyle')).toBe('ISO, DMY'); // the session's order is kept
+      await c.query('COMMIT');
+      expect(await scalar(c, 'SHOW DateStyle')).toBe('SQL, DMY');
+    });
+  });
+
+  it('names how far it got when a statement fails: nothing after the error runs', async () => {
+    await asRole(db, alice, async (c) => {
+      await c.query('CREATE TEMP TABLE t (x int)');
+      const err = await pipelined(c, { text: 'SELECT 1/0' }, ['BEGIN'], ['INSERT INTO t VALUES (1)', 'COMMIT']).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PipelineError);
+      expect((err as PipelineError).completed).toBe(1);
+      expect((err as PipelineError).cause.code).toBe('22012');
+      await c.query('ROLLBACK');
+      expect(await scalar(c, 'SELECT count(*)::int FROM t')).toBe(0);
+    });
+  });
+
+  it('keeps the user statement one statement: a second one hidden in it is refused', async () => {
+    await asRole(db, alice, async (c) => {
+      const err = await pipelined(c, { text: 'SELECT 1; SELECT 2' }, ['BEGIN']).catch((e: unknown) => e);
+      expect((err as PipelineError).cause.code).toBe('42601');
+      await c.query('ROLLBACK');
+    });
+  });
+});
