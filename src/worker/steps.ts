@@ -93,7 +93,10 @@ const RESET_SESSION = RESET_STATEMENTS.join('; ');
  * Sent with a step's statement: its transaction and output settings (DateStyle ISO keeps the
  * session's DMY/MDY order: setting only the output style leaves the order as it was).
  */
-const STEP_PRELUDE = ['BEGIN', "SET LOCAL df.in_workflow = 'true'", 'SET LOCAL DateStyle = ISO', 'SET LOCAL extra_float_digits = 3'];
+const STEP_PRELUDE = [
+  'BEGIN',
+  "SELECT pg_catalog.set_config('df.in_workflow', 'true', true), pg_catalog.set_config('DateStyle', 'ISO', true), pg_catalog.set_config('extra_float_digits', '3', true)",
+];
 /** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
 const STEP_EPILOGUE = ['COMMIT', ...RESET_STATEMENTS];
 /** Connection failures that patience will not fix: bad role/login, missing database. */

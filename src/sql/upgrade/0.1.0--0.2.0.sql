@@ -208,9 +208,17 @@ DECLARE
     v_exec int4;
     v_who regrole;
 BEGIN
-    SELECT w.execution_id, w.submitted_by INTO v_exec, v_who FROM df._work w
-     WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
-       FOR SHARE;
+    IF p_instance_status IN ('completed', 'failed') THEN
+        -- The run ends: checking the lease and dropping the queue row is one statement (the
+        -- DELETE locks the row as FOR SHARE would, until this transaction ends).
+        DELETE FROM df._work w
+         WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
+        RETURNING w.execution_id, w.submitted_by INTO v_exec, v_who;
+    ELSE
+        SELECT w.execution_id, w.submitted_by INTO v_exec, v_who FROM df._work w
+         WHERE w.instance_id = p_instance AND w.lease_token = p_token AND w.lease_until > clock_timestamp()
+           FOR SHARE;
+    END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'pg_durable: lease lost for instance % (cancelled, finished or taken over by another worker)', p_instance
             USING ERRCODE = 'PD001';
@@ -250,13 +258,11 @@ BEGIN
          WHERE id = p_instance AND status IN ('pending', 'running');
         UPDATE df._executions SET status = 'Completed', completed_at = clock_timestamp(), output = p_output
          WHERE instance_id = p_instance AND execution_id = v_exec;
-        DELETE FROM df._work WHERE instance_id = p_instance;
     ELSIF p_instance_status = 'failed' THEN
         UPDATE df.instances SET status = 'failed', updated_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
         UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
          WHERE instance_id = p_instance AND execution_id = v_exec;
-        DELETE FROM df._work WHERE instance_id = p_instance;
     ELSIF p_instance_status = 'cancelled' THEN
         -- df.cancel(..., compensate => true): the undos ran; the cancel trigger drops the queue row.
         UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
