@@ -9,7 +9,7 @@
  *   --runs N             repetitions of every throughput configuration (default 1)
  *   --concurrency N      step slots per worker process, every system (default 10)
  *   --extra-concurrency N  one more pg_durable throughput pass, 1 worker at this concurrency (default 20, 0 = off)
- *   --systems LIST       comma-separated subset of ours,floor,dbos,graphile
+ *   --systems LIST       comma-separated subset of ours,floor,pgbench,dbos,graphile
  *   --budget SEC         soft time budget: a run that would not fit is skipped (default 540); runs
  *                        are cut (lower bound) so that none goes on past budget + 30 s. Order:
  *                        latency; 1 worker (all); profile; 2 and 4 workers (pg_durable, floor);
@@ -29,6 +29,7 @@ import { packageRoot, startCluster, type Cluster } from '../src/embedded/cluster
 import { firstCall, firstCallMarkdown, type FirstCallResult } from './lib/first-call';
 import { serverCounters, statements, summariseCpuProfile } from './lib/profile';
 import { markdownTable, svgChart, type LatencyResult, type Results, type SysInfo, type ThroughputRun } from './lib/report';
+import { Pgbench } from './lib/pgbench';
 import { Dbos, Floor, Graphile, Ours, type Env, type Sys, type SysKey } from './lib/systems';
 import { cpuMs, dist, machineCpu, peakRssMiB, serverCpuMs, sleep, spawned, until, type Proc } from './lib/util';
 
@@ -41,7 +42,7 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '10' },
     'extra-concurrency': { type: 'string', default: '20' },
-    systems: { type: 'string', default: 'ours,floor,dbos,graphile' },
+    systems: { type: 'string', default: 'ours,floor,pgbench,dbos,graphile' },
     budget: { type: 'string', default: '540' },
     'no-profile': { type: 'boolean', default: false },
     'no-docs': { type: 'boolean', default: false },
@@ -237,7 +238,8 @@ async function cloneDatabase(admin: pg.Client, tpl: string, db: string): Promise
 async function throughput(sys: Sys, admin: pg.Client, workers: number, concurrency: number, load: { count: number; steps: number }, run: number): Promise<ThroughputRun> {
   const db = `${sys.key}_tp_${workers}w_${concurrency}c_${load.steps}s_${run}`;
   const pm = postmasterPid();
-  const floor = sys.key === 'floor';
+  // The floors connect first and are then told to go.
+  const floor = sys.key === 'floor' || sys.key === 'pgbench';
   let startMs = 0;
   if (floor) await sys.prepare(db);
   else {
@@ -274,7 +276,8 @@ async function throughput(sys: Sys, admin: pg.Client, workers: number, concurren
     const cu = process.cpuUsage(c0);
     const m1 = machineCpu();
     const t0 = floor ? tGo : ((await sys.firstPickup(db)) ?? tGo);
-    const elapsedMs = tEnd - t0;
+    // pgbench times itself without its connection set-up; the others from the go (or first pickup).
+    const elapsedMs = (sys instanceof Pgbench ? sys.measuredElapsedMs(load.count, load.steps) : null) ?? tEnd - t0;
     const counts = await sys.batchCounts(db, load.count, load.steps);
     const done = cutAtMs ? counts.completed : load.count;
     const failures = cutAtMs ? counts.failed : load.count - counts.completed;
@@ -328,7 +331,11 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       const clientCalls = rows.filter((r) => r.toplevel && isClient(r.query)).reduce((a, r) => a + r.calls, 0);
       const top = rows.filter((r) => r.toplevel && !isClient(r.query));
       const nested = rows.filter((r) => !r.toplevel);
-      const sameTrip = top.filter((r) => /^SET LOCAL df\.in_workflow|^SELECT pg_catalog\.set_config/.test(r.query)).reduce((a, r) => a + r.calls, 0);
+      // Statements that ride in the same flight as another (src/worker/pipeline.ts): BEGIN and the
+      // step settings with the step's statement; COMMIT and the session reset with the checkpoint.
+      const sameTrip = top
+        .filter((r) => /^(BEGIN|COMMIT|CLOSE ALL|RESET ALL|DEALLOCATE ALL|UNLISTEN \*|DISCARD TEMP|DISCARD SEQUENCES)$|^SELECT pg_catalog\.set_config|^SELECT pg_catalog\.pg_advisory_unlock_all\(\)$/.test(r.query.trim()))
+        .reduce((a, r) => a + r.calls, 0);
       const topCalls = top.reduce((a, r) => a + r.calls, 0);
       const cpu = summariseCpuProfile(dir);
       out.push({
@@ -429,7 +436,7 @@ async function main(): Promise<void> {
 
   const env: Env = { cluster, root: ROOT, tenant: TENANT, concurrency: CONC, pollMs: POLL_MS };
   const wanted = new Set(opts.systems!.split(',').map((s) => s.trim()));
-  const all: Sys[] = [new Ours(env), new Floor(env), new Dbos(env), new Graphile(env)].filter((s) => wanted.has(s.key));
+  const all: Sys[] = [new Ours(env), new Floor(env), new Pgbench(env), new Dbos(env), new Graphile(env)].filter((s) => wanted.has(s.key));
   const dbos = all.find((s) => s.key === 'dbos');
   if (dbos) await checkPeer(dbos, ['@dbos-inc/dbos-sdk', '@dbos-inc/postgres-datasource']);
   const graphile = all.find((s) => s.key === 'graphile');
@@ -437,6 +444,7 @@ async function main(): Promise<void> {
   const versions: Record<SysKey, string> = {
     ours: `pg-durable ${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}`,
     floor: `pg ${pkgVersion('pg')}`,
+    pgbench: sh(join(cluster.bindir, 'pgbench'), ['--version']),
     dbos: `@dbos-inc/dbos-sdk ${pkgVersion('@dbos-inc/dbos-sdk')} + postgres-datasource ${pkgVersion('@dbos-inc/postgres-datasource')}`,
     graphile: `graphile-worker ${pkgVersion('graphile-worker')}`,
   };
@@ -528,7 +536,7 @@ async function main(): Promise<void> {
       }
     }
   };
-  const isCore = (s: Sys) => s.key === 'ours' || s.key === 'floor';
+  const isCore = (s: Sys) => s.key === 'ours' || s.key === 'floor' || s.key === 'pgbench';
   for (let run = 0; run < RUNS; run++) await tpRuns(pass(1, run));
 
   // 3. Profile of our worker (CPU profile + statements per step).

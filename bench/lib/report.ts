@@ -87,11 +87,21 @@ function cellRuns(runs: ThroughputRun[], pick: (r: ThroughputRun) => number, dig
 }
 
 export function markdownTable(res: Results): string {
-  const order: SysKey[] = ['ours', 'floor', 'dbos', 'graphile'];
+  const order: SysKey[] = ['ours', 'floor', 'pgbench', 'dbos', 'graphile'];
   const sysInfo = new Map(res.systems.map((s) => [s.key, s]));
   const present = order.filter((k) => sysInfo.has(k));
-  const peers = present.filter((k) => k !== 'ours');
-  const head = ['Measurement', ...present.map((k) => sysInfo.get(k)!.label), ...peers.map((k) => `ours ÷ ${k}`)];
+  // One ratio column for the floors: against the faster of the two in each row (the targets hold
+  // against the fastest honest client); one per peer.
+  const floors: SysKey[] = present.filter((k) => k === 'floor' || k === 'pgbench');
+  const peers = present.filter((k) => k !== 'ours' && !floors.includes(k));
+  const head = ['Measurement', ...present.map((k) => sysInfo.get(k)!.label), ...(floors.length ? [floors.length > 1 ? 'ours ÷ faster floor' : `ours ÷ ${floors[0]}`] : []), ...peers.map((k) => `ours ÷ ${k}`)];
+  /** Ratio cells of a row: `get` reads a system's value; the floor's is the better of the two. */
+  const ratios = (get: (k: SysKey) => number, higherBetter = false): string[] => {
+    const ours = get('ours');
+    const fv = floors.map(get).filter((v) => Number.isFinite(v));
+    const best = fv.length === 0 ? NaN : higherBetter ? Math.max(...fv) : Math.min(...fv);
+    return [...(floors.length ? [ratio(ours, best)] : []), ...peers.map((k) => ratio(ours, get(k)))];
+  };
   const rows: string[][] = [];
   const lat = (k: SysKey) => {
     const l = res.latency[k];
@@ -101,12 +111,11 @@ export function markdownTable(res: Results): string {
     const s = sysInfo.get(k)!;
     if (s.unavailable) return `n/a: ${s.unavailable}`;
     const l = res.latency[k];
-    return l && 'error' in l ? `error: ${l.error}` : null;
+    return l && 'error' in l ? `error: ${l.error.replace(/[\s|]+/g, ' ').slice(0, 80)}` : null;
   };
   const latRow = (name: string, pick: (l: LatencyResult) => Dist, digits = 1) => {
     const cells = present.map((k) => unavailable(k) ?? cellDist(lat(k) ? pick(lat(k)!) : undefined, digits));
-    const ours = lat('ours') ? pick(lat('ours')!).median : NaN;
-    rows.push([name, ...cells, ...peers.map((k) => ratio(ours, lat(k) ? pick(lat(k)!).median : NaN))]);
+    rows.push([name, ...cells, ...ratios((k) => (lat(k) ? pick(lat(k)!).median : NaN))]);
   };
   const chainSteps = (lat('ours') ?? lat('floor'))?.chainSteps ?? 20;
   const branches = (lat('ours') ?? lat('floor'))?.fanoutBranches ?? 50;
@@ -129,11 +138,10 @@ export function markdownTable(res: Results): string {
         if (t.error) return t.error.startsWith('skipped') ? t.error : `error: ${t.error.slice(0, 80)}`;
         return cellRuns(t.runs, pick);
       });
-      const oursV = med(tp(res, 'ours', w, load.steps, conc).runs.map(pick));
       rows.push([
         `Throughput: ${load.count} × ${load.steps}-step, ${w} worker${w > 1 ? 's' : ''} × ${conc}, ${unit}`,
         ...cells,
-        ...peers.map((k) => ratio(oursV, med(tp(res, k, w, load.steps, conc).runs.map(pick)))),
+        ...ratios((k) => med(tp(res, k, w, load.steps, conc).runs.map(pick)), true),
       ]);
     }
   }
@@ -147,7 +155,7 @@ export function markdownTable(res: Results): string {
         `Throughput: ${load.count} × ${load.steps}-step, 1 worker × ${extra} (ours only), ${load.steps === 1 ? 'instances/s' : 'steps/s'}`,
         t.error ? (t.error.startsWith('skipped') ? t.error : `error: ${t.error.slice(0, 80)}`) : cellRuns(t.runs, pick),
         ...present.slice(1).map(() => ''),
-        ...peers.map(() => ''),
+        ...ratios(() => NaN).map(() => ''),
       ]);
     }
   }
@@ -159,20 +167,22 @@ export function markdownTable(res: Results): string {
       const r = runOf(k, big.steps);
       return r ? f(Math.max(...r.rssMiB), 0) : '–';
     });
-    rows.push([`Memory: worker peak RSS (VmHWM) under the ${big.count}-instance load, 1 worker, MiB`, ...memRow, ...peers.map((k) => ratio(Math.max(...(runOf('ours', big.steps)?.rssMiB ?? [NaN])), Math.max(...(runOf(k, big.steps)?.rssMiB ?? [NaN]))))]);
+    rows.push([`Memory: worker peak RSS (VmHWM) under the ${big.count}-instance load, 1 worker, MiB`, ...memRow, ...ratios((k) => (runOf(k, big.steps)?.rssMiB.length ? Math.max(...runOf(k, big.steps)!.rssMiB) : NaN))]);
     for (const load of [big, small].filter(Boolean)) {
       const size = (k: SysKey) => {
         const r = runOf(k, load.steps);
         return r ? r.sizeBytes / 1024 / (r.count / 1000) : NaN;
       };
-      rows.push([`Database size per 1 000 completed ${load.steps}-step instances, KiB`, ...present.map((k) => f(size(k), 0)), ...peers.map((k) => ratio(size('ours'), size(k)))]);
+      rows.push([`Database size per 1 000 completed ${load.steps}-step instances, KiB`, ...present.map((k) => f(size(k), 0)), ...ratios(size)]);
     }
     const cpu = (k: SysKey, which: 'workerMs' | 'serverMs') => {
       const r = runOf(k, big.steps);
-      return r ? r.cpu[which] / (r.count * r.steps) : NaN;
+      // pgbench runs as no worker process of ours: its client CPU is not measured.
+      if (!r || (which === 'workerMs' && r.rssMiB.length === 0)) return NaN;
+      return r.cpu[which] / (r.count * r.steps);
     };
-    rows.push([`CPU per step, worker process(es), ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'workerMs'), 3)), ...peers.map((k) => ratio(cpu('ours', 'workerMs'), cpu(k, 'workerMs')))]);
-    rows.push([`CPU per step, PostgreSQL server, ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'serverMs'), 3)), ...peers.map((k) => ratio(cpu('ours', 'serverMs'), cpu(k, 'serverMs')))]);
+    rows.push([`CPU per step, worker process(es), ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'workerMs'), 3)), ...ratios((k) => cpu(k, 'workerMs'))]);
+    rows.push([`CPU per step, PostgreSQL server, ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'serverMs'), 3)), ...ratios((k) => cpu(k, 'serverMs'))]);
   }
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');
@@ -180,7 +190,7 @@ export function markdownTable(res: Results): string {
 
 // ---- SVG --------------------------------------------------------------------------------------
 
-const COLORS: Record<SysKey, string> = { ours: '#2b6cb0', floor: '#718096', dbos: '#dd6b20', graphile: '#38a169' };
+const COLORS: Record<SysKey, string> = { ours: '#2b6cb0', floor: '#718096', pgbench: '#a0aec0', dbos: '#dd6b20', graphile: '#38a169' };
 
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -209,7 +219,7 @@ function panel(x0: number, y0: number, width: number, title: string, unit: strin
 }
 
 export function svgChart(res: Results): string {
-  const keys = (['ours', 'floor', 'dbos', 'graphile'] as SysKey[]).filter((k) => res.systems.some((s) => s.key === k));
+  const keys = (['ours', 'floor', 'pgbench', 'dbos', 'graphile'] as SysKey[]).filter((k) => res.systems.some((s) => s.key === k));
   const label = new Map(res.systems.map((s) => [s.key, s.label]));
   const lat = (k: SysKey) => {
     const l = res.latency[k];

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Cluster } from '../../src/embedded/cluster';
 import { sleep, spawnProc, until, type Proc } from './util';
 
-export type SysKey = 'ours' | 'floor' | 'dbos' | 'graphile';
+export type SysKey = 'ours' | 'floor' | 'pgbench' | 'dbos' | 'graphile';
 
 export interface Env {
   cluster: Cluster;
@@ -244,7 +244,7 @@ export class Ours extends Base {
 // ---- the floor --------------------------------------------------------------------------------
 
 export class Floor extends Base {
-  key = 'floor' as const;
+  key: 'floor' | 'pgbench' = 'floor';
   label = 'floor (hand-written pg)';
   private batch = 0;
 
