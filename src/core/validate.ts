@@ -60,7 +60,7 @@ function isPositiveInteger(v: unknown): boolean {
   return typeof v === 'number' && Number.isInteger(v) && v > 0;
 }
 
-/** Structural presence rules (§12.2 nodes_structure_chk), reported with the missing field. */
+/** Structural presence rules (§12.2 nodes_structure_chk, now in df._node_shape_ok), reported with the missing field. */
 function structureError(node: Node, t: NodeType): string | null {
   const hasLeft = node.left_node !== undefined;
   const hasRight = node.right_node !== undefined;
