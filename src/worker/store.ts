@@ -95,7 +95,9 @@ export class Store {
   readonly pool: pg.Pool;
 
   constructor(private readonly url: string, max: number, private readonly stopping: () => boolean) {
-    this.pool = new pg.Pool({ connectionString: url, max, application_name: 'pg_durable:worker:management' });
+    // Generic plans for the worker's own (named, keyed) statements: the claim was re-planned at
+    // every call under the default plan_cache_mode (custom plans looked cheaper), 0.2-0.3 ms each.
+    this.pool = new pg.Pool({ connectionString: url, max, application_name: 'pg_durable:worker:management', options: '-c plan_cache_mode=force_generic_plan' });
     // An idle client dying (server restart) must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);
     this.pool.on('connect', (client) => client.on('error', () => undefined));
