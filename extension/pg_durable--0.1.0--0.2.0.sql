@@ -8,21 +8,6 @@
 -- (tables, types, operators, SQL/plpgsql functions, grants) belong here. The upgrade test fails
 -- if "install 0.1.0 + ALTER EXTENSION UPDATE" differs from a fresh 0.2.0 install.
 
--- df.retry / df.timeout: two new node types (RETRY, TIMEOUT: a child in left_node, config in query).
-ALTER TABLE df.nodes DROP CONSTRAINT nodes_node_type_chk;
-ALTER TABLE df.nodes ADD CONSTRAINT nodes_node_type_chk CHECK (node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[]));
-ALTER TABLE df.nodes DROP CONSTRAINT nodes_structure_chk;
-ALTER TABLE df.nodes ADD CONSTRAINT nodes_structure_chk CHECK (CASE
-        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
-            THEN left_node IS NULL AND right_node IS NULL AND query IS NOT NULL
-        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
-        WHEN node_type OPERATOR(pg_catalog.=) 'IF' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NOT NULL
-        WHEN node_type OPERATOR(pg_catalog.=) 'LOOP' THEN left_node IS NOT NULL AND right_node IS NULL
-        WHEN node_type OPERATOR(pg_catalog.=) 'JOIN' THEN left_node IS NOT NULL AND right_node IS NOT NULL
-        WHEN node_type OPERATOR(pg_catalog.=) 'RACE' THEN left_node IS NOT NULL AND right_node IS NOT NULL AND query IS NULL
-        WHEN node_type OPERATOR(pg_catalog.=) ANY (ARRAY['RETRY','TIMEOUT']::pg_catalog.text[]) THEN left_node IS NOT NULL AND right_node IS NULL AND query IS NOT NULL
-        ELSE false END);
-
 -- Multi-tenant hardening (docs/SECURITY.md). Function bodies are copied verbatim from src/sql so the
 -- catalog matches a fresh install.
 ALTER TABLE df._worker_epoch ENABLE ROW LEVEL SECURITY;
@@ -596,6 +581,8 @@ BEGIN
         USING ERRCODE = '23514', CONSTRAINT = v_rule, SCHEMA = 'df', TABLE = 'nodes';
 END
 $$;
+-- The seven shape CHECKs of 0.1.0 become nodes_shape_chk, which also knows the node types added
+-- since (RETRY, TIMEOUT, UNDO).
 ALTER TABLE df.nodes DROP CONSTRAINT nodes_id_format_chk, DROP CONSTRAINT nodes_instance_id_format_chk,
     DROP CONSTRAINT nodes_left_node_format_chk, DROP CONSTRAINT nodes_right_node_format_chk,
     DROP CONSTRAINT nodes_node_type_chk, DROP CONSTRAINT nodes_result_name_chk, DROP CONSTRAINT nodes_structure_chk,
