@@ -179,6 +179,20 @@ export class Interpreter {
 
   /** Runs to the end (or until aborted) and records the instance's final state. */
   async run(): Promise<Outcome> {
+    // An instance whose run writes nothing durable for a while (an HTTP call first, say) still
+    // turns 'running' after RUNNING_STAMP_DELAY_MS, as a slow SQL step's own stamp does.
+    const startTimer = this.inst.started ? null : setTimeout(() => {
+      if (this.inst.started) return;
+      this.deps.store.commit(this.inst.id, this.inst.token, [], 'running').then(() => { this.inst.started = true; }, () => undefined);
+    }, RUNNING_STAMP_DELAY_MS);
+    try {
+      return await this.runToEnd();
+    } finally {
+      if (startTimer) clearTimeout(startTimer);
+    }
+  }
+
+  private async runToEnd(): Promise<Outcome> {
     const final = this.root.node_type === 'LOOP' ? await this.rootLoop(this.root) : await this.exec(this.root, this.rootScope());
     let outcome = final;
     if (final.kind === 'break') {

@@ -3,11 +3,15 @@
  * run needs for instances never claimed before; an instance reads 'running' from its first
  * durable write; a step is two round trips that leave the connection reset.
  */
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PipelineError, pipelined } from '../../src/worker/pipeline';
 import { Store } from '../../src/worker/store';
 import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
+import { eventually, startWorker, waitFor } from '../support/worker';
 
 let db: string;
 let alice: string;
@@ -97,5 +101,32 @@ describe('a pipelined step', () => {
       expect((err as PipelineError).cause.code).toBe('42601');
       await c.query('ROLLBACK');
     });
+  });
+});
+
+describe('an instance whose first node writes nothing durable for a while', () => {
+  it('turns running after 200 ms anyway: an HTTP call in flight, then completed', async () => {
+    let release: () => void = () => undefined;
+    const server = http.createServer((_req, res) => {
+      release = () => res.end('{"ok":true}');
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const hdb = await freshDatabase('hot_path_http');
+    const web = await createTenant(hdb, 'web', { http: true });
+    const worker = startWorker(url(hdb), { extraArgs: ['--http-allow-loopback', '--http-allow-ip-literals', '--http-max-retries', '0'] });
+    try {
+      const id = await asRole(hdb, web, (c) => scalar<string>(c, `SELECT df.start(df.http(${pg.escapeLiteral(`http://127.0.0.1:${port}/slow`)}, 'GET'))`));
+      const statusOf = () => withPg(hdb, (c) => scalar<string>(c, 'SELECT status FROM df.instances WHERE id = $1', [id]));
+      await eventually(async () => (await statusOf()) === 'running', 15_000, 'running while the request waits');
+      expect(await withPg(hdb, (c) => scalar<string>(c, 'SELECT status FROM df.nodes WHERE instance_id = $1', [id]))).toBe('pending');
+      release();
+      expect(await withPg(hdb, (c) => waitFor(c, id, 15_000))).toBe('completed');
+    } finally {
+      release();
+      await worker.stop();
+      server.close();
+    }
   });
 });
