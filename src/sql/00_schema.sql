@@ -122,11 +122,16 @@ CREATE TABLE df._worker_epoch (
     last_seen_at  pg_catalog.timestamptz DEFAULT pg_catalog.now()
 );
 
+-- df._work and df._executions (below) have no foreign key to df.instances: only the engine's
+-- triggers and df._commit write them, for an instance that exists, and the key checks cost every
+-- df.start two lookups that lock the new instance row, plus two plans prepared in every new
+-- session (the first-call cost, docs/PERFORMANCE.md). Deleting an instance deletes its rows
+-- (trigger instances_delete_runs, src/sql/40_engine.sql).
 -- The worker's queue: one row per instance that still has work. A worker claims due rows with
 -- FOR UPDATE SKIP LOCKED and holds a lease; every durable write re-checks lease_token, so a worker
 -- whose lease was taken over can no longer commit anything for that instance.
 CREATE TABLE df._work (
-    instance_id   pg_catalog.varchar(8) PRIMARY KEY REFERENCES df.instances (id) ON DELETE CASCADE,
+    instance_id   pg_catalog.varchar(8) PRIMARY KEY,
     due_at        pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
     lease_owner   pg_catalog.uuid,
     lease_token   pg_catalog.uuid,
@@ -141,7 +146,7 @@ CREATE INDEX idx_work_due ON df._work (due_at);
 
 -- One row per execution (root-loop iteration) of an instance: instance_executions and explain.
 CREATE TABLE df._executions (
-    instance_id   pg_catalog.varchar(8) NOT NULL REFERENCES df.instances (id) ON DELETE CASCADE,
+    instance_id   pg_catalog.varchar(8) NOT NULL,
     execution_id  pg_catalog.int4 NOT NULL,
     status        pg_catalog.text NOT NULL DEFAULT 'Running',
     started_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),

@@ -65,14 +65,16 @@ $$;
 CREATE TRIGGER signals_wake AFTER INSERT ON df._signals
     FOR EACH ROW EXECUTE FUNCTION df._on_signal_insert();
 
--- Deleted instances (df.prune_executions, a tenant's own DELETE) take their node runs with them:
--- what the foreign key's ON DELETE CASCADE did, once per statement (df._node_runs has no foreign
--- key, see src/sql/00_schema.sql).
+-- Deleted instances (df.prune_executions, an administrator's DELETE) take their node runs, executions
+-- and queue row with them: what the foreign keys' ON DELETE CASCADE did, once per statement
+-- (these tables have no foreign key, see src/sql/00_schema.sql).
 CREATE FUNCTION df._on_instances_deleted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
     DELETE FROM df._node_runs r USING gone g WHERE r.instance_id OPERATOR(pg_catalog.=) g.id;
+    DELETE FROM df._executions e USING gone g WHERE e.instance_id OPERATOR(pg_catalog.=) g.id;
+    DELETE FROM df._work w USING gone g WHERE w.instance_id OPERATOR(pg_catalog.=) g.id;
     RETURN NULL;
 END
 $$;

@@ -55,6 +55,18 @@ describe('a claim', () => {
   });
 });
 
+describe('deleting an instance', () => {
+  it('deletes its queue row, executions and node runs (no foreign keys on the hot path)', async () => {
+    const id = await start('SELECT 4');
+    const c = (await store.claim(epoch, 10, 30)).find((x) => x.instanceId === id)!;
+    await store.commit(id, c.token, [{ node: c.loaded!.nodes[0].id, stamp: `${id}::1`, status: 'running' }], 'running');
+    const count = (table: string) => withPg(db, (k) => scalar<number>(k, `SELECT count(*)::int FROM ${table} WHERE instance_id = $1`, [id]));
+    expect([await count('df._work'), await count('df._executions'), await count('df._node_runs')]).toEqual([1, 1, 1]);
+    await withPg(db, (k) => k.query('DELETE FROM df.instances WHERE id = $1', [id]));
+    expect([await count('df._work'), await count('df._executions'), await count('df._node_runs'), await count('df.nodes')]).toEqual([0, 0, 0, 0]);
+  });
+});
+
 describe('the first durable write', () => {
   it("marks a pending instance running; a completion from pending ends it in one write", async () => {
     const a = await start('SELECT 1');

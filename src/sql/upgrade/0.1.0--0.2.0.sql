@@ -515,12 +515,16 @@ ALTER TABLE df._work ADD COLUMN submitted_by pg_catalog.regrole;
 UPDATE df._work w SET submitted_by = i.submitted_by FROM df.instances i WHERE i.id OPERATOR(pg_catalog.=) w.instance_id;
 ALTER TABLE df._work ALTER COLUMN submitted_by SET NOT NULL;
 ALTER TABLE df._node_runs DROP CONSTRAINT _node_runs_instance_id_fkey;
+ALTER TABLE df._work DROP CONSTRAINT _work_instance_id_fkey;
+ALTER TABLE df._executions DROP CONSTRAINT _executions_instance_id_fkey;
 DROP INDEX df.idx_nodes_instance;
 CREATE FUNCTION df._on_instances_deleted() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
     DELETE FROM df._node_runs r USING gone g WHERE r.instance_id OPERATOR(pg_catalog.=) g.id;
+    DELETE FROM df._executions e USING gone g WHERE e.instance_id OPERATOR(pg_catalog.=) g.id;
+    DELETE FROM df._work w USING gone g WHERE w.instance_id OPERATOR(pg_catalog.=) g.id;
     RETURN NULL;
 END
 $$;
