@@ -75,11 +75,12 @@ const NEEDS_AUTOCOMMIT = new Set(['25001', '2D000']);
  * typemap.ts reads PostgreSQL's text output, which depends on DateStyle and extra_float_digits: a
  * role default such as `DateStyle = 'SQL, DMY'` or `extra_float_digits = 0` would fail every
  * date/time column or round floats (the original reads binary values and is immune). So steps run
- * with ISO output (keeping the session's DMY/MDY order for ambiguous input) and shortest-precise
- * floats. `is_local` is `true` inside the step's transaction, `false` on the autocommit path.
+ * with ISO output (setting only the output style keeps the session's DMY/MDY order for ambiguous
+ * input) and shortest-precise floats, and with df.in_workflow on. One statement: `is_local` is
+ * `true` inside the step's transaction, `false` on the autocommit path.
  */
-const outputSettings = (local: boolean) =>
-  `SELECT pg_catalog.set_config('DateStyle', 'ISO, ' || pg_catalog.split_part(pg_catalog.current_setting('DateStyle'), ', ', 2), ${local}), ` +
+const stepSettings = (local: boolean) =>
+  `SELECT pg_catalog.set_config('df.in_workflow', 'true', ${local}), pg_catalog.set_config('DateStyle', 'ISO', ${local}), ` +
   `pg_catalog.set_config('extra_float_digits', '3', ${local})`;
 /**
  * What DISCARD ALL does, minus DISCARD PLANS: every piece of session state a step could leave
@@ -89,14 +90,8 @@ const outputSettings = (local: boolean) =>
  */
 const RESET_STATEMENTS = ['CLOSE ALL', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'];
 const RESET_SESSION = RESET_STATEMENTS.join('; ');
-/**
- * Sent with a step's statement: its transaction and output settings (DateStyle ISO keeps the
- * session's DMY/MDY order: setting only the output style leaves the order as it was).
- */
-const STEP_PRELUDE = [
-  'BEGIN',
-  "SELECT pg_catalog.set_config('df.in_workflow', 'true', true), pg_catalog.set_config('DateStyle', 'ISO', true), pg_catalog.set_config('extra_float_digits', '3', true)",
-];
+/** Sent with a step's statement: its transaction and settings. */
+const STEP_PRELUDE = ['BEGIN', stepSettings(true)];
 /** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
 const STEP_EPILOGUE = ['COMMIT', ...RESET_STATEMENTS];
 /** Connection failures that patience will not fix: bad role/login, missing database. */
@@ -344,7 +339,7 @@ export class StepRunner {
         twoPhase = Number(r.rows[0].n) > 0;
         this.twoPhase.set(req.database, twoPhase);
       }
-      await client.query(`BEGIN; SET LOCAL df.in_workflow = 'true'; ${outputSettings(true)}`);
+      await client.query(`BEGIN; ${stepSettings(true)}`);
       let result: pg.QueryResult<unknown[]>;
       try {
         result = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
@@ -558,7 +553,7 @@ export class StepRunner {
 
   /** At-least-once path for statements PostgreSQL refuses inside a transaction block. */
   private async autocommit(client: pg.PoolClient, req: StepRequest): Promise<StepOutcome> {
-    await client.query(`SET df.in_workflow = 'true'; ${outputSettings(false)}`);
+    await client.query(stepSettings(false));
     try {
       const r = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
       const converted = this.convert(r, 'the statement has already committed (it ran in autocommit)');
