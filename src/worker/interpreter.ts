@@ -441,7 +441,7 @@ export class Interpreter {
     // never lets that late stamp overwrite the completion.
     const stampTimer = setTimeout(() => {
       const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
-      this.deps.store.commit(this.inst.id, this.inst.token, [ev], this.withStart(null)).then(() => { this.inst.started = true; }, () => undefined);
+      this.deps.store.commit(this.inst.id, this.inst.token, [ev]).catch(() => undefined);
     }, RUNNING_STAMP_DELAY_MS);
     let carried: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } | null = null;
     let out;
