@@ -35,7 +35,7 @@ SELECT kind, name, def FROM (
   UNION ALL SELECT 'index', indexname, indexdef FROM pg_indexes WHERE schemaname = 'df'
   UNION ALL SELECT 'policy', tablename || '.' || policyname, cmd || ' ' || coalesce(qual, '') || ' ' || coalesce(with_check, '') FROM pg_policies WHERE schemaname = 'df'
   UNION ALL SELECT 'trigger', tgrelid::regclass::text || '.' || tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid::regclass::text LIKE 'df.%'
-  UNION ALL SELECT 'relation', c.oid::regclass::text, c.relkind::text || ' rls=' || c.relrowsecurity || ' acl=' || coalesce(c.relacl::text, '') FROM pg_class c WHERE c.relnamespace = 'df'::regnamespace
+  UNION ALL SELECT 'relation', c.oid::regclass::text, c.relkind::text || ' rls=' || c.relrowsecurity || ' options=' || coalesce(c.reloptions::text, '') || ' acl=' || coalesce(c.relacl::text, '') FROM pg_class c WHERE c.relnamespace = 'df'::regnamespace
   UNION ALL SELECT 'cast', format_type(castsource, NULL) || '->' || format_type(casttarget, NULL), castcontext::text || castmethod::text FROM pg_cast
     WHERE castsource = 'df.node'::regtype OR casttarget = 'df.node'::regtype
   UNION ALL SELECT 'member', pg_describe_object(classid, objid, objsubid), '' FROM pg_depend

@@ -82,6 +82,31 @@ describe('the first durable write', () => {
   });
 });
 
+describe("an instance's transitions", () => {
+  it('are HOT updates: pending -> running -> completed writes no index entry of df.instances', async () => {
+    const a = await start('SELECT 1');
+    const b = await start('SELECT 2');
+    const claims = await store.claim(epoch, 10, 30);
+    const lease = (id: string) => claims.find((x) => x.instanceId === id)!;
+    const node = lease(b).loaded!.nodes[0].id;
+    const counts = await withPg(db, async (c) => {
+      await c.query('BEGIN');
+      const commit = (id: string, events: unknown[], to: string, output: string | null = null) =>
+        c.query('SELECT df._commit($1, $2, $3::jsonb, $4, $5)', [id, lease(id).token, JSON.stringify(events), to, output]);
+      await commit(a, [], 'running');
+      await commit(a, [], 'completed', '{}');
+      await commit(b, [{ node, stamp: `${b}::1`, status: 'completed', result: '{"rows":[],"row_count":0}', json: true }], 'completed', '{}');
+      // This transaction's own counters: every update of df.instances it made, and the HOT ones.
+      const r = await c.query(`SELECT pg_stat_get_xact_tuples_updated('df.instances'::regclass)::int AS updated,
+                                      pg_stat_get_xact_tuples_hot_updated('df.instances'::regclass)::int AS hot`);
+      await c.query('COMMIT');
+      return r.rows[0];
+    });
+    expect(counts).toEqual({ updated: 3, hot: 3 });
+    expect([await status(a), await status(b)]).toEqual(['completed', 'completed']);
+  });
+});
+
 describe('a pipelined step', () => {
   it('runs BEGIN, settings and the statement in one flight and returns the statement\'s own result', async () => {
     await asRole(db, alice, async (c) => {
