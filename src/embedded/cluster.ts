@@ -127,21 +127,8 @@ function ownerIds(): { uid: number; gid: number } {
   return { uid, gid };
 }
 
-/**
- * A plv8 staged outside the server's directories (`make install DESTDIR=<prefix>`), named by
- * PG_DURABLE_PLV8_DESTDIR: the cluster copies its files into its own extension_destdir.
- */
-function stagedPlv8(): string | null {
-  const prefix = process.env.PG_DURABLE_PLV8_DESTDIR;
-  if (!prefix) return null;
-  if (!existsSync(join(prefix, pgConfig('--sharedir'), 'extension', 'plv8.control'))) {
-    throw new Error(`PG_DURABLE_PLV8_DESTDIR=${prefix} has no ${join(pgConfig('--sharedir'), 'extension', 'plv8.control')}`);
-  }
-  return prefix;
-}
-
 function serverHasPlv8(): boolean {
-  return existsSync(join(pgConfig('--sharedir'), 'extension', 'plv8.control')) || stagedPlv8() !== null;
+  return existsSync(join(pgConfig('--sharedir'), 'extension', 'plv8.control'));
 }
 
 /**
@@ -153,21 +140,9 @@ export function chooseFlavor(forced?: Flavor): Flavor {
   const wanted: Flavor | undefined = forced ?? (env === '' ? undefined : env === 'plv8' ? 'plv8' : env === 'host' || env === 'plv8-host' ? 'plv8-host' : undefined);
   if (env !== '' && wanted === undefined) throw new Error(`PG_DURABLE_FLAVOR=${env}: expected 'plv8' or 'host'`);
   if (wanted === 'plv8' && !serverHasPlv8()) {
-    throw new Error('PG_DURABLE_FLAVOR=plv8 but this server has no plv8 (install it, or set PG_DURABLE_PLV8_DESTDIR to a staged install)');
+    throw new Error('PG_DURABLE_FLAVOR=plv8 but this server has no plv8 (install plv8 into it, or use PG_DURABLE_FLAVOR=host)');
   }
   return wanted ?? (serverHasPlv8() ? 'plv8' : 'plv8-host');
-}
-
-/** Copies a staged plv8 (extension files and library) into the cluster's extension_destdir. */
-function installStagedPlv8(prefix: string, destdir: string): void {
-  for (const dir of [join(pgConfig('--sharedir'), 'extension'), pgConfig('--pkglibdir')]) {
-    const from = join(prefix, dir);
-    if (!existsSync(from)) continue;
-    mkdirSync(join(destdir, dir), { recursive: true });
-    for (const name of readdirSync(from)) {
-      if (name.startsWith('plv8')) cpSync(join(from, name), join(destdir, dir, name), { recursive: true });
-    }
-  }
 }
 
 /**
@@ -241,11 +216,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const extDir = join(destdir, sharedir, 'extension');
   mkdirSync(socketDir);
   mkdirSync(extDir, { recursive: true });
-  if (flavor === 'plv8') {
-    cpSync(join(ROOT, 'extension'), extDir, { recursive: true });
-    const staged = stagedPlv8();
-    if (staged) installStagedPlv8(staged, destdir);
-  }
+  if (flavor === 'plv8') cpSync(join(ROOT, 'extension'), extDir, { recursive: true });
   else installHostExtension(hostExt, extDir, compileHostRaise(hostExt, dir, options.log ?? ((line) => console.warn(line))));
   if (asRoot) {
     const { uid, gid } = ownerIds();
