@@ -29,6 +29,13 @@ afterAll(async () => {
 
 const start = (sql: string) => asRole(db, alice, (c) => scalar<string>(c, 'SELECT df.start($1::text)', [sql]));
 const status = (id: string) => withPg(db, (c) => scalar<string>(c, 'SELECT status FROM df.instances WHERE id = $1', [id]));
+/** Starts one instance per statement and claims them: their ids and each one's lease. */
+async function startClaimed(...sqls: string[]) {
+  const ids: string[] = [];
+  for (const sql of sqls) ids.push(await start(sql));
+  const claims = await store.claim(epoch, 10, 30);
+  return { ids, lease: (id: string) => claims.find((x) => x.instanceId === id)! };
+}
 
 describe('a claim', () => {
   it('leaves the instance pending and returns its graph, runs and role with the lease', async () => {
@@ -69,10 +76,7 @@ describe('deleting an instance', () => {
 
 describe('the first durable write', () => {
   it("marks a pending instance running; a completion from pending ends it in one write", async () => {
-    const a = await start('SELECT 1');
-    const b = await start('SELECT 2');
-    const claims = await store.claim(epoch, 10, 30);
-    const lease = (id: string) => claims.find((x) => x.instanceId === id)!;
+    const { ids: [a, b], lease } = await startClaimed('SELECT 1', 'SELECT 2');
     await store.commit(a, lease(a).token, [], 'running');
     expect(await status(a)).toBe('running');
     const node = lease(b).loaded!.nodes[0].id;
@@ -84,10 +88,7 @@ describe('the first durable write', () => {
 
 describe("an instance's transitions", () => {
   it('are HOT updates: pending -> running -> completed writes no index entry of df.instances', async () => {
-    const a = await start('SELECT 1');
-    const b = await start('SELECT 2');
-    const claims = await store.claim(epoch, 10, 30);
-    const lease = (id: string) => claims.find((x) => x.instanceId === id)!;
+    const { ids: [a, b], lease } = await startClaimed('SELECT 1', 'SELECT 2');
     const node = lease(b).loaded!.nodes[0].id;
     const counts = await withPg(db, async (c) => {
       await c.query('BEGIN');
