@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PipelineError, pipelined } from '../../src/worker/pipeline';
-import { Store } from '../../src/worker/store';
+import { CLAIM_SQL, Store } from '../../src/worker/store';
 import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
 import { eventually, startWorker, waitFor } from '../support/worker';
 
@@ -59,6 +59,19 @@ describe('a claim', () => {
     expect(again).toBeDefined();
     expect(again!.loaded).toBeUndefined();
     expect((await store.loadInstance(id, again!.executionId)).instance?.id).toBe(id);
+  });
+
+  it('reads by key whatever the tables hold: its generic plan scans neither the queue nor the instances', async () => {
+    // The worker runs the claim as a generic plan. The former join shapes let that plan hash-join
+    // a sequential scan of df._work and of all of df.instances at every claim.
+    const plan = await withPg(db, async (c) => {
+      await c.query('SET plan_cache_mode = force_generic_plan');
+      await c.query(`PREPARE claim(uuid, int, int, int, bigint) AS ${CLAIM_SQL}`);
+      const r = await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) EXECUTE claim('${epoch}', 30, 10, 10000, 16777216)`);
+      return r.rows.map((x) => x['QUERY PLAN']).join('\n');
+    });
+    expect(plan).toContain('_work_pkey');
+    expect(plan).not.toMatch(/Seq Scan on (_work|instances|nodes|_node_runs)\b/);
   });
 });
 
