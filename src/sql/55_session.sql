@@ -45,3 +45,26 @@ SELECT COALESCE((SELECT CASE WHEN f OPERATOR(pg_catalog.<) topn THEN false
                   FROM (SELECT pg_catalog.pg_current_xact_id_if_assigned()::pg_catalog.text::pg_catalog.int8 AS topn) t
                  WHERE topn IS NOT NULL) x) y), false)
 $$;
+
+-- The session reset of a step connection after every step (src/worker/steps.ts): what DISCARD ALL
+-- does, minus DISCARD PLANS (df._commit's cached plans survive), as one call. DISCARD ALL itself
+-- cannot run in a function or after COMMIT in the same batch, and the seven statements one by one
+-- cost PostgreSQL a parse, a plan and a portal each at every step (docs/PERFORMANCE.md). RESET ROLE
+-- undoes a step's SET ROLE, which RESET ALL leaves alone (DISCARD ALL's SET SESSION AUTHORIZATION
+-- DEFAULT does it there; a step cannot change its session authorization). No SET clause: the
+-- function must change the caller's session, and it names nothing a search_path could redirect.
+-- Executable by PUBLIC: it only resets the caller's own session.
+CREATE FUNCTION df._reset_session() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    EXECUTE 'CLOSE ALL';
+    RESET ROLE;
+    RESET ALL;
+    DEALLOCATE ALL;
+    UNLISTEN *;
+    PERFORM pg_catalog.pg_advisory_unlock_all();
+    DISCARD TEMP;
+    DISCARD SEQUENCES;
+END
+$$;

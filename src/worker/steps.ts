@@ -86,14 +86,17 @@ const stepSettings = (local: boolean) =>
  * What DISCARD ALL does, minus DISCARD PLANS: every piece of session state a step could leave
  * behind (settings, role, prepared statements, cursors, LISTENs, advisory locks, temp tables,
  * sequence caches) is reset, but cached plans survive, so df._commit is not re-planned on every
- * step (~0.3 ms of server time per step in docs/PERFORMANCE.md).
+ * step (~0.3 ms of server time per step in docs/PERFORMANCE.md). One call of a function
+ * (src/sql/55_session.sql) instead of seven statements, each of which PostgreSQL parsed, planned
+ * and ran through a portal of its own at every step.
  */
-const RESET_STATEMENTS = ['CLOSE ALL', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'];
-const RESET_SESSION = RESET_STATEMENTS.join('; ');
+const RESET_SESSION = 'SELECT df._reset_session()';
+/** The same as statements, for a step in another database (which need not have pg_durable). */
+const RESET_STATEMENTS = ['CLOSE ALL', 'RESET ROLE', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'];
 /** Sent with a step's statement: its transaction and settings. */
 const STEP_PRELUDE = ['BEGIN', stepSettings(true)];
 /** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
-const STEP_EPILOGUE = ['COMMIT', ...RESET_STATEMENTS];
+const STEP_EPILOGUE = ['COMMIT', RESET_SESSION];
 /** Connection failures that patience will not fix: bad role/login, missing database. */
 const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
 /** How often prepared transactions left behind by crashed steps are looked for (besides at claim). */
@@ -414,7 +417,7 @@ export class StepRunner {
       throw err;
     } finally {
       req.signal.removeEventListener('abort', onAbort);
-      await this.recycle(client, broken);
+      await this.recycle(client, broken, false, false);
     }
   }
 
@@ -595,10 +598,10 @@ export class StepRunner {
     return { json };
   }
 
-  private async recycle(client: pg.PoolClient, broken: boolean, clean = false): Promise<void> {
+  private async recycle(client: pg.PoolClient, broken: boolean, clean = false, home = true): Promise<void> {
     if (!broken && !clean) {
       try {
-        await client.query(RESET_SESSION);
+        await client.query(home ? RESET_SESSION : RESET_STATEMENTS.join('; '));
       } catch {
         broken = true;
       }

@@ -82,6 +82,24 @@ describe('identity and workflow context', () => {
     expect(row).toEqual({ gone: true, n: 0 });
     expect(await f.nodeByQuery(id, 'CREATE TEMP TABLE leak_tmp AS SELECT 1 AS x')).toMatchObject({ status: 'completed' });
   });
+  it('session state does not leak between steps: a SET ROLE is gone in the next step', async () => {
+    // RESET ALL leaves the role alone; the session reset undoes it as DISCARD ALL would.
+    const other = `${f.tenant}_member`;
+    await f.admin.query(`CREATE ROLE ${other} NOLOGIN`);
+    await f.admin.query(`GRANT ${other} TO ${f.tenant}`);
+    await f.admin.query(`SELECT df.grant_usage('${other}')`);
+    const { row } = await completedRow(`${lit(`SET ROLE ${other}`)} ~> ${lit('SELECT current_user AS cu, session_user AS su')}`);
+    expect(row).toEqual({ cu: f.tenant, su: f.tenant });
+  });
+
+  it('session state does not leak between steps: prepared statements, cursors, LISTENs and advisory locks are gone', async () => {
+    const { row } = await completedRow(
+      `${lit("SELECT pg_advisory_lock(4242), set_config('work_mem', '7MB', false), pg_notify('x', 'y')")} ~> ${lit('LISTEN leak_channel')} ~> ${lit('PREPARE leak_stmt AS SELECT 1')} ~> ` +
+        lit(`SELECT (SELECT count(*) FROM pg_prepared_statements) AS prepared, (SELECT count(*) FROM pg_listening_channels()) AS listening,
+                (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS advisory, current_setting('work_mem') AS work_mem`),
+    );
+    expect(row).toEqual({ prepared: 0, listening: 0, advisory: 0, work_mem: '4MB' });
+  });
 });
 
 describe('autocommit fallback (at-least-once)', () => {

@@ -589,3 +589,19 @@ ALTER TABLE df.nodes DROP CONSTRAINT nodes_id_format_chk, DROP CONSTRAINT nodes_
     DROP CONSTRAINT nodes_left_node_format_chk, DROP CONSTRAINT nodes_right_node_format_chk,
     DROP CONSTRAINT nodes_node_type_chk, DROP CONSTRAINT nodes_result_name_chk, DROP CONSTRAINT nodes_structure_chk,
     ADD CONSTRAINT nodes_shape_chk CHECK (df._node_shape_ok(id, instance_id, node_type, query, result_name, left_node, right_node));
+
+-- One call resets a step connection (src/sql/55_session.sql).
+CREATE FUNCTION df._reset_session() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    EXECUTE 'CLOSE ALL';
+    RESET ROLE;
+    RESET ALL;
+    DEALLOCATE ALL;
+    UNLISTEN *;
+    PERFORM pg_catalog.pg_advisory_unlock_all();
+    DISCARD TEMP;
+    DISCARD SEQUENCES;
+END
+$$;
