@@ -14,9 +14,6 @@ CREATE TABLE df.instances (
     created_at    pg_catalog.timestamptz DEFAULT pg_catalog.now(),
     updated_at    pg_catalog.timestamptz DEFAULT pg_catalog.now(),
     completed_at  pg_catalog.timestamptz,
-    CONSTRAINT instances_id_format_chk CHECK (id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
-    CONSTRAINT instances_root_node_format_chk CHECK (root_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$'),
-    CONSTRAINT instances_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed','cancelled']::pg_catalog.text[])),
     CONSTRAINT instances_identity_key UNIQUE (id, submitted_by)
 ) WITH (fillfactor = 85);
 -- No index contains status, and pages keep 15 % free: an instance's transitions (pending ->
@@ -26,52 +23,85 @@ CREATE TABLE df.instances (
 -- made 3 000 of 3 000 completions HOT (100: 2 568) for 3 % more heap (docs/PERFORMANCE.md). The
 -- cost: listing by a rare status walks idx_instances_created_at (8.7 ms instead of 1.4 ms for
 -- 50 of 100 000 instances).
-CREATE INDEX idx_instances_created_at ON df.instances (created_at DESC, id);
-CREATE INDEX idx_instances_label ON df.instances (label, created_at DESC, id) WHERE label IS NOT NULL;
-
--- The shape of a node row (API §12.2's nodes_id_format_chk, nodes_instance_id_format_chk,
--- nodes_left_node_format_chk, nodes_node_type_chk, nodes_result_name_chk,
--- nodes_right_node_format_chk and nodes_structure_chk), checked by one CHECK constraint
--- (nodes_shape_chk) that calls this function. Why: PostgreSQL re-reads and re-plans every CHECK
--- expression of a table at every UPDATE statement, even of unrelated columns, and the worker
--- updates df.nodes at every step: the seven expressions cost about 0.25 ms of server time per
--- step (docs/PERFORMANCE.md); one function call costs a few microseconds. A violation reports the
--- rule's own name and SQLSTATE 23514, as the separate constraints did. Operators are qualified:
--- no search_path can redirect them.
-CREATE FUNCTION df._node_shape_ok(p_id pg_catalog.text, p_instance pg_catalog.text, p_type pg_catalog.text, p_query pg_catalog.text,
-                                  p_result_name pg_catalog.text, p_left pg_catalog.text, p_right pg_catalog.text)
-    RETURNS pg_catalog.bool
-    LANGUAGE plpgsql IMMUTABLE
+--
+-- No CHECK constraints on df.instances and df.nodes: PostgreSQL re-reads, re-plans and evaluates
+-- every CHECK of a table at every UPDATE, even of columns the CHECK does not read, and the engine
+-- updates these rows at every step (all CHECKs of the hot tables: 0.12 ms of df._commit's 0.53,
+-- docs/PERFORMANCE.md). Their rules hold where rows come from: a row is checked when it is
+-- inserted (df._check_instance_row, df._check_node_row), under the original's constraint names
+-- and SQLSTATE 23514, and the only UPDATEs a tenant may make are of an instance's status, which
+-- df._guard_instance_status checks (src/sql/50_security.sql).
+-- The rules of a new instance row (API §12.1's instances_id_format_chk, instances_label_size_chk,
+-- instances_root_node_format_chk, instances_status_chk), checked when it is inserted, in that
+-- order (by name), under their names and SQLSTATE 23514; NULL passes, as in a CHECK. A status
+-- changed later is checked by df._guard_instance_status.
+CREATE FUNCTION df._check_instance_row() RETURNS trigger
+    LANGUAGE plpgsql
     AS $$
 DECLARE
     v_rule pg_catalog.text;
 BEGIN
-    -- In the order PostgreSQL checks constraints (by name); NULL passes, as in a CHECK.
-    IF NOT (p_id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    IF NOT (NEW.id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+        v_rule := 'instances_id_format_chk';
+    ELSIF NOT (pg_catalog.octet_length(NEW.label) OPERATOR(pg_catalog.<=) 1024) THEN
+        v_rule := 'instances_label_size_chk';
+    ELSIF NOT (NEW.root_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+        v_rule := 'instances_root_node_format_chk';
+    ELSIF NOT (NEW.status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed','cancelled']::pg_catalog.text[])) THEN
+        v_rule := 'instances_status_chk';
+    ELSE
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'new row for relation "instances" violates check constraint "%"', v_rule
+        USING ERRCODE = '23514', CONSTRAINT = v_rule, SCHEMA = 'df', TABLE = 'instances';
+END
+$$;
+CREATE TRIGGER instances_row_check BEFORE INSERT ON df.instances
+    FOR EACH ROW EXECUTE FUNCTION df._check_instance_row();
+CREATE INDEX idx_instances_created_at ON df.instances (created_at DESC, id);
+CREATE INDEX idx_instances_label ON df.instances (label, created_at DESC, id) WHERE label IS NOT NULL;
+
+-- The rules of a new node row (API §12.2's nodes_id_format_chk, nodes_instance_id_format_chk,
+-- nodes_left_node_format_chk, nodes_node_type_chk, nodes_result_name_chk,
+-- nodes_right_node_format_chk, nodes_structure_chk and nodes_submitted_by_present_chk), checked
+-- when a row is inserted (see df.instances above for why not as CHECKs). Only INSERT needs them: a
+-- tenant may insert node rows (column grants) but not update them; the engine updates only a
+-- node's status, result and details. A violation reports the rule's own name and SQLSTATE 23514,
+-- as the constraints did, checked in their order (by name); NULL passes, as in a CHECK (NOT NULL
+-- constraints come after BEFORE triggers). Operators are qualified: no search_path can redirect them.
+CREATE FUNCTION df._check_node_row() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_rule pg_catalog.text;
+BEGIN
+    IF NOT (NEW.id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_id_format_chk';
-    ELSIF NOT (p_instance OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    ELSIF NOT (NEW.instance_id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_instance_id_format_chk';
-    ELSIF NOT (p_left IS NULL OR p_left OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    ELSIF NOT (NEW.left_node IS NULL OR NEW.left_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_left_node_format_chk';
-    ELSIF NOT (p_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[])) THEN
+    ELSIF NOT (NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[])) THEN
         v_rule := 'nodes_node_type_chk';
-    ELSIF NOT (p_result_name IS NULL OR p_result_name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]*$') THEN
+    ELSIF NOT (NEW.result_name IS NULL OR NEW.result_name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]*$') THEN
         v_rule := 'nodes_result_name_chk';
-    ELSIF NOT (p_right IS NULL OR p_right OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    ELSIF NOT (NEW.right_node IS NULL OR NEW.right_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_right_node_format_chk';
     ELSIF NOT (CASE
-        WHEN p_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
-            THEN p_left IS NULL AND p_right IS NULL AND p_query IS NOT NULL
-        WHEN p_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN p_left IS NOT NULL AND p_right IS NOT NULL AND p_query IS NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'IF' THEN p_left IS NOT NULL AND p_right IS NOT NULL AND p_query IS NOT NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'LOOP' THEN p_left IS NOT NULL AND p_right IS NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'JOIN' THEN p_left IS NOT NULL AND p_right IS NOT NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'RACE' THEN p_left IS NOT NULL AND p_right IS NOT NULL AND p_query IS NULL
-        WHEN p_type OPERATOR(pg_catalog.=) ANY (ARRAY['RETRY','TIMEOUT']::pg_catalog.text[]) THEN p_left IS NOT NULL AND p_right IS NULL AND p_query IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
+            THEN NEW.left_node IS NULL AND NEW.right_node IS NULL AND NEW.query IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL AND NEW.query IS NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'IF' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL AND NEW.query IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'LOOP' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'JOIN' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'RACE' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL AND NEW.query IS NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['RETRY','TIMEOUT']::pg_catalog.text[]) THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NULL AND NEW.query IS NOT NULL
         ELSE false END) THEN
         v_rule := 'nodes_structure_chk';
+    ELSIF NEW.submitted_by IS NULL THEN
+        v_rule := 'nodes_submitted_by_present_chk';
     ELSE
-        RETURN true;
+        RETURN NEW;
     END IF;
     RAISE EXCEPTION 'new row for relation "nodes" violates check constraint "%"', v_rule
         USING ERRCODE = '23514', CONSTRAINT = v_rule, SCHEMA = 'df', TABLE = 'nodes';
@@ -95,10 +125,6 @@ CREATE TABLE df.nodes (
     updated_at      pg_catalog.timestamptz DEFAULT pg_catalog.now(),
     status_details  pg_catalog.jsonb,
     CONSTRAINT nodes_pkey PRIMARY KEY (instance_id, id),
-    CONSTRAINT nodes_submitted_by_present_chk CHECK (submitted_by IS NOT NULL),
-    CONSTRAINT nodes_shape_chk CHECK (df._node_shape_ok(id, instance_id, node_type, query, result_name, left_node, right_node)),
-    CONSTRAINT nodes_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed']::pg_catalog.text[])),
-    CONSTRAINT nodes_result_status_chk CHECK (result IS NULL OR status OPERATOR(pg_catalog.=) ANY (ARRAY['completed','failed']::pg_catalog.text[])),
     CONSTRAINT nodes_instance_identity_fkey FOREIGN KEY (instance_id, submitted_by)
         REFERENCES df.instances (id, submitted_by) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
     CONSTRAINT nodes_left_node_same_instance_fkey FOREIGN KEY (instance_id, left_node)
@@ -108,6 +134,8 @@ CREATE TABLE df.nodes (
 );
 -- No index on instance_id alone: nodes_pkey (instance_id, id) serves every lookup by instance, and
 -- one index fewer is one insertion fewer on every update that cannot be HOT.
+CREATE TRIGGER nodes_row_check BEFORE INSERT ON df.nodes
+    FOR EACH ROW EXECUTE FUNCTION df._check_node_row();
 COMMENT ON COLUMN df.nodes.submitted_by IS 'Role that submitted the instance; steps run as this role.';
 COMMENT ON COLUMN df.nodes.status_details IS 'Worker-written: {"execution_id": "<stamp>"} of the last run of this node.';
 
@@ -159,8 +187,7 @@ CREATE TABLE df._executions (
     completed_at  pg_catalog.timestamptz,
     output        pg_catalog.text,
     submitted_by  pg_catalog.regrole NOT NULL,
-    PRIMARY KEY (instance_id, execution_id),
-    CONSTRAINT executions_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['Running','Completed','Failed','ContinuedAsNew']::pg_catalog.text[]))
+    PRIMARY KEY (instance_id, execution_id)
 );
 
 -- Every run of every node: the durable checkpoint the worker replays from, and the loop history
@@ -168,7 +195,8 @@ CREATE TABLE df._executions (
 -- No foreign key to df.instances: its check would lock the instance row (FOR KEY SHARE: a WAL
 -- record and a dirtied page) at every checkpoint of every step. df._commit only writes runs of an
 -- instance whose lease row exists, and deleting an instance deletes its runs (trigger
--- instances_delete_runs, src/sql/40_engine.sql).
+-- instances_delete_runs, src/sql/40_engine.sql). Like df._executions it has no CHECK: only
+-- df._commit writes it, at every step.
 CREATE TABLE df._node_runs (
     instance_id   pg_catalog.varchar(8) NOT NULL,
     stamp         pg_catalog.text NOT NULL,
@@ -180,8 +208,7 @@ CREATE TABLE df._node_runs (
     started_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
     finished_at   pg_catalog.timestamptz,
     submitted_by  pg_catalog.regrole NOT NULL,
-    PRIMARY KEY (instance_id, stamp, node_id),
-    CONSTRAINT node_runs_status_chk CHECK (status OPERATOR(pg_catalog.=) ANY (ARRAY['running','completed','failed']::pg_catalog.text[]))
+    PRIMARY KEY (instance_id, stamp, node_id)
 );
 CREATE INDEX idx_node_runs_execution ON df._node_runs (instance_id, execution_id);
 

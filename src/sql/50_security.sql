@@ -117,6 +117,11 @@ BEGIN
         RETURN NEW;
     END IF;
     IF pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        -- API §12.1's instances_status_chk (no CHECK constraint: src/sql/00_schema.sql).
+        IF NOT (NEW.status = ANY (ARRAY['pending','running','completed','failed','cancelled'])) THEN
+            RAISE EXCEPTION 'new row for relation "instances" violates check constraint "instances_status_chk"'
+                USING ERRCODE = '23514', CONSTRAINT = 'instances_status_chk', SCHEMA = 'df', TABLE = 'instances';
+        END IF;
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'pg_durable: the status of instance % cannot be changed from % to % by hand; the only change allowed is cancelling an instance that has not ended (use df.cancel)',
@@ -163,9 +168,8 @@ CREATE TRIGGER vars_identity_guard BEFORE INSERT OR UPDATE ON df.vars
 
 -- 3. Size limits on what tenants write directly (the df.* functions check them first with friendlier
 --    messages). Labels, variable names and signal names are also btree keys, which cannot exceed
---    about 2.7 kB anyway. NOT VALID: enforced for new rows, as the original's CHECKs are.
-ALTER TABLE df.instances ADD CONSTRAINT instances_label_size_chk
-    CHECK (pg_catalog.octet_length(label) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
+--    about 2.7 kB anyway. NOT VALID: enforced for new rows, as the original's CHECKs are. (A
+--    label's size is checked with the other rules of a new instance: df._check_instance_row.)
 ALTER TABLE df.vars ADD CONSTRAINT vars_name_size_chk
     CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
 ALTER TABLE df.vars ADD CONSTRAINT vars_value_size_chk

@@ -121,6 +121,33 @@ describe("an instance's transitions", () => {
   });
 });
 
+describe('the tables a checkpoint writes', () => {
+  it('carry no CHECK constraint, which PostgreSQL would re-plan at every update of every step', async () => {
+    const checks = await withPg(db, (c) => c.query(
+      `SELECT conrelid::regclass::text AS t, conname FROM pg_constraint
+        WHERE contype = 'c' AND conrelid IN ('df.instances'::regclass, 'df.nodes'::regclass, 'df._node_runs'::regclass, 'df._executions'::regclass, 'df._work'::regclass)`,
+    ));
+    expect(checks.rows).toEqual([]);
+  });
+
+  it('still refuse bad rows under the rules\' names: a new row at INSERT, a status set by the owner', async () => {
+    const id = await start('SELECT 1');
+    const refused = (sql: string, params: unknown[] = []) => withPg(db, (c) => c.query(sql, params).then(() => null, (e: { message: string; code: string; constraint: string }) => [e.code, e.constraint, e.message]));
+    expect(await refused("UPDATE df.instances SET status = 'bogus' WHERE id = $1", [id])).toEqual(
+      ['23514', 'instances_status_chk', 'new row for relation "instances" violates check constraint "instances_status_chk"'],
+    );
+    expect(await refused("INSERT INTO df.instances (id, root_node, submitted_by, status) VALUES ('0000bad1', '0000bad2', 'postgres', 'done')")).toEqual(
+      ['23514', 'instances_status_chk', 'new row for relation "instances" violates check constraint "instances_status_chk"'],
+    );
+    expect(await refused("INSERT INTO df.nodes (id, instance_id, node_type, query) VALUES ('0000bad3', $1, 'SQL', 'SELECT 1')", [id])).toEqual(
+      ['23514', 'nodes_submitted_by_present_chk', 'new row for relation "nodes" violates check constraint "nodes_submitted_by_present_chk"'],
+    );
+    expect(await refused("INSERT INTO df.nodes (id, instance_id, node_type, left_node, submitted_by) VALUES ('0000bad4', $1, 'LOOP', NULL, 'postgres')", [id])).toEqual(
+      ['23514', 'nodes_structure_chk', 'new row for relation "nodes" violates check constraint "nodes_structure_chk"'],
+    );
+  });
+});
+
 describe('a pipelined step', () => {
   it('runs BEGIN, settings and the statement in one flight and returns the statement\'s own result', async () => {
     await asRole(db, alice, async (c) => {

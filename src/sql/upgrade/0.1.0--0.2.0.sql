@@ -130,6 +130,11 @@ BEGIN
         RETURN NEW;
     END IF;
     IF pg_has_role(current_user, (SELECT c.relowner FROM pg_class c WHERE c.oid = TG_RELID), 'USAGE') THEN
+        -- API §12.1's instances_status_chk (no CHECK constraint: src/sql/00_schema.sql).
+        IF NOT (NEW.status = ANY (ARRAY['pending','running','completed','failed','cancelled'])) THEN
+            RAISE EXCEPTION 'new row for relation "instances" violates check constraint "instances_status_chk"'
+                USING ERRCODE = '23514', CONSTRAINT = 'instances_status_chk', SCHEMA = 'df', TABLE = 'instances';
+        END IF;
         RETURN NEW;
     END IF;
     RAISE EXCEPTION 'pg_durable: the status of instance % cannot be changed from % to % by hand; the only change allowed is cancelling an instance that has not ended (use df.cancel)',
@@ -177,8 +182,6 @@ CREATE TRIGGER vars_identity_guard BEFORE INSERT OR UPDATE ON df.vars
 -- 3. Size limits on what tenants write directly (the df.* functions check them first with friendlier
 --    messages). Labels, variable names and signal names are also btree keys, which cannot exceed
 --    about 2.7 kB anyway. NOT VALID: enforced for new rows, as the original's CHECKs are.
-ALTER TABLE df.instances ADD CONSTRAINT instances_label_size_chk
-    CHECK (pg_catalog.octet_length(label) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
 ALTER TABLE df.vars ADD CONSTRAINT vars_name_size_chk
     CHECK (pg_catalog.octet_length(name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
 ALTER TABLE df.vars ADD CONSTRAINT vars_value_size_chk
@@ -535,60 +538,80 @@ CREATE TRIGGER instances_delete_runs AFTER DELETE ON df.instances
     REFERENCING OLD TABLE AS gone
     FOR EACH STATEMENT EXECUTE FUNCTION df._on_instances_deleted();
 
--- The shape of a node row (API §12.2's nodes_id_format_chk, nodes_instance_id_format_chk,
--- nodes_left_node_format_chk, nodes_node_type_chk, nodes_result_name_chk,
--- nodes_right_node_format_chk and nodes_structure_chk), checked by one CHECK constraint
--- (nodes_shape_chk) that calls this function. Why: PostgreSQL re-reads and re-plans every CHECK
--- expression of a table at every UPDATE statement, even of unrelated columns, and the worker
--- updates df.nodes at every step: the seven expressions cost about 0.25 ms of server time per
--- step (docs/PERFORMANCE.md); one function call costs a few microseconds. A violation reports the
--- rule's own name and SQLSTATE 23514, as the separate constraints did. Operators are qualified:
--- no search_path can redirect them.
-CREATE FUNCTION df._node_shape_ok(p_id pg_catalog.text, p_instance pg_catalog.text, p_type pg_catalog.text, p_query pg_catalog.text,
-                                  p_result_name pg_catalog.text, p_left pg_catalog.text, p_right pg_catalog.text)
-    RETURNS pg_catalog.bool
-    LANGUAGE plpgsql IMMUTABLE
+-- CHECK constraints leave df.instances, df.nodes, df._node_runs and df._executions: the rows'
+-- rules are checked when they are inserted, under the same names (src/sql/00_schema.sql); the
+-- node rules also know the node types added since 0.1.0 (RETRY, TIMEOUT, UNDO).
+CREATE FUNCTION df._check_node_row() RETURNS trigger
+    LANGUAGE plpgsql
     AS $$
 DECLARE
     v_rule pg_catalog.text;
 BEGIN
-    -- In the order PostgreSQL checks constraints (by name); NULL passes, as in a CHECK.
-    IF NOT (p_id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    IF NOT (NEW.id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_id_format_chk';
-    ELSIF NOT (p_instance OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    ELSIF NOT (NEW.instance_id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_instance_id_format_chk';
-    ELSIF NOT (p_left IS NULL OR p_left OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    ELSIF NOT (NEW.left_node IS NULL OR NEW.left_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_left_node_format_chk';
-    ELSIF NOT (p_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[])) THEN
+    ELSIF NOT (NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','THEN','IF','JOIN','LOOP','BREAK','RACE','SLEEP','WAIT_SCHEDULE','HTTP','HTTP_MULTIPART','SIGNAL','RETRY','TIMEOUT','UNDO']::pg_catalog.text[])) THEN
         v_rule := 'nodes_node_type_chk';
-    ELSIF NOT (p_result_name IS NULL OR p_result_name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]*$') THEN
+    ELSIF NOT (NEW.result_name IS NULL OR NEW.result_name OPERATOR(pg_catalog.~) '^[A-Za-z_][A-Za-z0-9_]*$') THEN
         v_rule := 'nodes_result_name_chk';
-    ELSIF NOT (p_right IS NULL OR p_right OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+    ELSIF NOT (NEW.right_node IS NULL OR NEW.right_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
         v_rule := 'nodes_right_node_format_chk';
     ELSIF NOT (CASE
-        WHEN p_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
-            THEN p_left IS NULL AND p_right IS NULL AND p_query IS NOT NULL
-        WHEN p_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN p_left IS NOT NULL AND p_right IS NOT NULL AND p_query IS NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'IF' THEN p_left IS NOT NULL AND p_right IS NOT NULL AND p_query IS NOT NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'LOOP' THEN p_left IS NOT NULL AND p_right IS NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'JOIN' THEN p_left IS NOT NULL AND p_right IS NOT NULL
-        WHEN p_type OPERATOR(pg_catalog.=) 'RACE' THEN p_left IS NOT NULL AND p_right IS NOT NULL AND p_query IS NULL
-        WHEN p_type OPERATOR(pg_catalog.=) ANY (ARRAY['RETRY','TIMEOUT']::pg_catalog.text[]) THEN p_left IS NOT NULL AND p_right IS NULL AND p_query IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['SQL','SLEEP','WAIT_SCHEDULE','BREAK','HTTP','HTTP_MULTIPART','SIGNAL']::pg_catalog.text[])
+            THEN NEW.left_node IS NULL AND NEW.right_node IS NULL AND NEW.query IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['THEN','UNDO']::pg_catalog.text[]) THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL AND NEW.query IS NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'IF' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL AND NEW.query IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'LOOP' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'JOIN' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) 'RACE' THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NOT NULL AND NEW.query IS NULL
+        WHEN NEW.node_type OPERATOR(pg_catalog.=) ANY (ARRAY['RETRY','TIMEOUT']::pg_catalog.text[]) THEN NEW.left_node IS NOT NULL AND NEW.right_node IS NULL AND NEW.query IS NOT NULL
         ELSE false END) THEN
         v_rule := 'nodes_structure_chk';
+    ELSIF NEW.submitted_by IS NULL THEN
+        v_rule := 'nodes_submitted_by_present_chk';
     ELSE
-        RETURN true;
+        RETURN NEW;
     END IF;
     RAISE EXCEPTION 'new row for relation "nodes" violates check constraint "%"', v_rule
         USING ERRCODE = '23514', CONSTRAINT = v_rule, SCHEMA = 'df', TABLE = 'nodes';
 END
 $$;
--- The seven shape CHECKs of 0.1.0 become nodes_shape_chk, which also knows the node types added
--- since (RETRY, TIMEOUT, UNDO).
 ALTER TABLE df.nodes DROP CONSTRAINT nodes_id_format_chk, DROP CONSTRAINT nodes_instance_id_format_chk,
     DROP CONSTRAINT nodes_left_node_format_chk, DROP CONSTRAINT nodes_right_node_format_chk,
     DROP CONSTRAINT nodes_node_type_chk, DROP CONSTRAINT nodes_result_name_chk, DROP CONSTRAINT nodes_structure_chk,
-    ADD CONSTRAINT nodes_shape_chk CHECK (df._node_shape_ok(id, instance_id, node_type, query, result_name, left_node, right_node));
+    DROP CONSTRAINT nodes_submitted_by_present_chk, DROP CONSTRAINT nodes_status_chk, DROP CONSTRAINT nodes_result_status_chk;
+CREATE TRIGGER nodes_row_check BEFORE INSERT ON df.nodes
+    FOR EACH ROW EXECUTE FUNCTION df._check_node_row();
+CREATE FUNCTION df._check_instance_row() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    v_rule pg_catalog.text;
+BEGIN
+    IF NOT (NEW.id OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+        v_rule := 'instances_id_format_chk';
+    ELSIF NOT (pg_catalog.octet_length(NEW.label) OPERATOR(pg_catalog.<=) 1024) THEN
+        v_rule := 'instances_label_size_chk';
+    ELSIF NOT (NEW.root_node OPERATOR(pg_catalog.~) '^[0-9a-f]{8}$') THEN
+        v_rule := 'instances_root_node_format_chk';
+    ELSIF NOT (NEW.status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running','completed','failed','cancelled']::pg_catalog.text[])) THEN
+        v_rule := 'instances_status_chk';
+    ELSE
+        RETURN NEW;
+    END IF;
+    RAISE EXCEPTION 'new row for relation "instances" violates check constraint "%"', v_rule
+        USING ERRCODE = '23514', CONSTRAINT = v_rule, SCHEMA = 'df', TABLE = 'instances';
+END
+$$;
+CREATE TRIGGER instances_row_check BEFORE INSERT ON df.instances
+    FOR EACH ROW EXECUTE FUNCTION df._check_instance_row();
+ALTER TABLE df.instances DROP CONSTRAINT instances_id_format_chk, DROP CONSTRAINT instances_root_node_format_chk,
+    DROP CONSTRAINT instances_status_chk;
+ALTER TABLE df._node_runs DROP CONSTRAINT node_runs_status_chk;
+ALTER TABLE df._executions DROP CONSTRAINT executions_status_chk;
 
 -- One call resets a step connection (src/sql/55_session.sql).
 CREATE FUNCTION df._reset_session() RETURNS void
