@@ -370,8 +370,16 @@ function loaded(row: LoadRow): Loaded {
  * (all of its history) at every claim: 0.6 ms per claim with 10 000 instances, growing with
  * every instance kept (docs/PERFORMANCE.md). Now the leased rows are found by key
  * (`= ANY(ARRAY(...))`) and each claimed instance is read by key (LATERAL ... OFFSET 0).
+ *
+ * The claim commits without waiting for its WAL flush (`synchronous_commit = off` for its own
+ * transaction, set inside the statement): a lease is a fencing token, not a result. A lease the
+ * server loses in a crash leaves the instance claimable again, and the run holding it can write
+ * nothing (every checkpoint re-checks the token); a checkpoint that commits flushes the WAL up to
+ * itself, the claim included. Waiting for the flush cost the 1-step latency 0.8-1 ms on this
+ * machine's disk (docs/PERFORMANCE.md).
  */
-export const CLAIM_SQL = `WITH due AS MATERIALIZED (
+export const CLAIM_SQL = `WITH async AS MATERIALIZED (SELECT pg_catalog.set_config('synchronous_commit', 'off', true) AS v),
+ due AS MATERIALIZED (
    SELECT q.instance_id, q.xmin OPERATOR(pg_catalog.=) (SELECT i.xmin FROM df.instances i WHERE i.id = q.instance_id) AS fresh
      FROM df._work q
     WHERE q.due_at <= clock_timestamp() AND (q.lease_until IS NULL OR q.lease_until < clock_timestamp())
@@ -383,6 +391,6 @@ export const CLAIM_SQL = `WITH due AS MATERIALIZED (
     WHERE w.instance_id = ANY (ARRAY(SELECT d.instance_id FROM due d))
     RETURNING w.instance_id, w.lease_token::text AS lease_token, w.execution_id, w.vars)
  SELECT c.instance_id, c.lease_token, c.execution_id, c.vars, d.fresh, ${loadColumns('c.execution_id', '$4::int', '$5::bigint')}
-   FROM claimed c JOIN due d ON d.instance_id = c.instance_id
+   FROM claimed c JOIN due d ON d.instance_id = c.instance_id CROSS JOIN async
    LEFT JOIN LATERAL (SELECT * FROM df.instances i WHERE i.id = c.instance_id AND d.fresh OFFSET 0) i ON true ${LOAD_JOINS}`;
 

@@ -81,6 +81,8 @@ export class Worker {
   private stopped: Promise<void> | null = null;
   private graceSeconds: number;
   private wake: (() => void) | null = null;
+  /** A poke came while the claim loop was not waiting (see poke). */
+  private poked = false;
   private main: Promise<void> | null = null;
   private superuserCache: { at: number; value: boolean } | null = null;
   private readonly drain = new AbortController();
@@ -366,7 +368,11 @@ export class Worker {
   private poke(): void {
     const w = this.wake;
     this.wake = null;
-    w?.();
+    // No loop waiting: it is claiming right now, and that claim's snapshot may predate what the
+    // poke announces (an instance committed meanwhile). It claims again instead of sleeping a
+    // whole poll interval.
+    if (w) w();
+    else this.poked = true;
   }
 
   private async heartbeat(session: Session): Promise<void> {
@@ -416,6 +422,10 @@ export class Worker {
       }
       if (claimed === CLAIM_BATCH && !this.ended(session)) continue;
       if (this.ended(session)) break;
+      if (this.poked) {
+        this.poked = false;
+        continue;
+      }
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.config.pollIntervalMs);
         this.wake = () => {

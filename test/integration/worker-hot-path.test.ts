@@ -61,6 +61,20 @@ describe('a claim', () => {
     expect((await store.loadInstance(id, again!.executionId)).instance?.id).toBe(id);
   });
 
+  it('commits without waiting for its WAL flush: a lease is a fencing token, the checkpoint flushes', async () => {
+    const id = await start('SELECT 5');
+    const setting = await withPg(db, async (c) => {
+      await c.query('BEGIN');
+      await c.query('SET LOCAL synchronous_commit = on'); // the worker's server default
+      const r = await c.query(CLAIM_SQL, [epoch, 30, 10, 10000, 16777216]);
+      const s = await scalar<string>(c, 'SHOW synchronous_commit');
+      await c.query('ROLLBACK');
+      expect(r.rows.map((x) => x.instance_id)).toContain(id);
+      return s;
+    });
+    expect(setting).toBe('off');
+  });
+
   it('reads by key whatever the tables hold: its generic plan scans neither the queue nor the instances', async () => {
     // The worker runs the claim as a generic plan. The former join shapes let that plan hash-join
     // a sequential scan of df._work and of all of df.instances at every claim.
