@@ -334,7 +334,7 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       // Statements that ride in the same flight as another (src/worker/pipeline.ts): BEGIN and the
       // step settings with the step's statement; COMMIT and the session reset with the checkpoint.
       const sameTrip = top
-        .filter((r) => /^(BEGIN|COMMIT|CLOSE ALL|RESET ALL|DEALLOCATE ALL|UNLISTEN \*|DISCARD TEMP|DISCARD SEQUENCES)$|^SELECT pg_catalog\.set_config|^SELECT pg_catalog\.pg_advisory_unlock_all\(\)$/.test(r.query.trim()))
+        .filter((r) => /^(BEGIN|COMMIT|SELECT df\._reset_session\(\))$|^SELECT pg_catalog\.set_config\(\$1, \$2, \$3\)/.test(r.query.trim()))
         .reduce((a, r) => a + r.calls, 0);
       const topCalls = top.reduce((a, r) => a + r.calls, 0);
       const cpu = summariseCpuProfile(dir);
