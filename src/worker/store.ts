@@ -367,7 +367,7 @@ function loaded(row: LoadRow): Loaded {
  * Every join is written so that its plan cannot depend on table sizes: the worker's statements
  * are generic plans, and a generic plan estimates `LIMIT $3` at a tenth of the queue, so the
  * old join shapes planned a hash join over a sequential scan of df._work and of df.instances
- * (all of its history) at every claim: 0.6 ms per claim with 10 000 instances, growing with
+ * (all of its history) at every claim: 0.6-0.7 ms per claim with 10 000 instances, growing with
  * every instance kept (docs/PERFORMANCE.md). Now the leased rows are found by key
  * (`= ANY(ARRAY(...))`) and each claimed instance is read by key (LATERAL ... OFFSET 0).
  *
@@ -393,4 +393,3 @@ export const CLAIM_SQL = `WITH async AS MATERIALIZED (SELECT pg_catalog.set_conf
  SELECT c.instance_id, c.lease_token, c.execution_id, c.vars, d.fresh, ${loadColumns('c.execution_id', '$4::int', '$5::bigint')}
    FROM claimed c JOIN due d ON d.instance_id = c.instance_id CROSS JOIN async
    LEFT JOIN LATERAL (SELECT * FROM df.instances i WHERE i.id = c.instance_id AND d.fresh OFFSET 0) i ON true ${LOAD_JOINS}`;
-
