@@ -26,11 +26,12 @@ CREATE TABLE df.instances (
 --
 -- No CHECK constraints on df.instances and df.nodes: PostgreSQL re-reads, re-plans and evaluates
 -- every CHECK of a table at every UPDATE, even of columns the CHECK does not read, and the engine
--- updates these rows at every step (all CHECKs of the hot tables: 0.12 ms of df._commit's 0.53,
+-- updates these rows at every step (all CHECKs of the hot tables: 0.11 ms of df._commit's 0.54,
 -- docs/PERFORMANCE.md). Their rules hold where rows come from: a row is checked when it is
 -- inserted (df._check_instance_row, df._check_node_row), under the original's constraint names
 -- and SQLSTATE 23514, and the only UPDATEs a tenant may make are of an instance's status, which
 -- df._guard_instance_status checks (src/sql/50_security.sql).
+
 -- The rules of a new instance row (API §12.1's instances_id_format_chk, instances_label_size_chk,
 -- instances_root_node_format_chk, instances_status_chk), checked when it is inserted, in that
 -- order (by name), under their names and SQLSTATE 23514; NULL passes, as in a CHECK. A status
@@ -69,6 +70,8 @@ CREATE INDEX idx_instances_label ON df.instances (label, created_at DESC, id) WH
 -- node's status, result and details. A violation reports the rule's own name and SQLSTATE 23514,
 -- as the constraints did, checked in their order (by name); NULL passes, as in a CHECK (NOT NULL
 -- constraints come after BEFORE triggers). Operators are qualified: no search_path can redirect them.
+-- nodes_status_chk and nodes_result_status_chk are not kept: a node's status and result are not
+-- among the columns a tenant may insert, and only the engine writes them.
 CREATE FUNCTION df._check_node_row() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
