@@ -53,7 +53,8 @@ $$;
 -- undoes a step's SET ROLE, which RESET ALL leaves alone (DISCARD ALL's SET SESSION AUTHORIZATION
 -- DEFAULT does it there; a step cannot change its session authorization). No SET clause: the
 -- function must change the caller's session, and it names nothing a search_path could redirect.
--- Executable by PUBLIC: it only resets the caller's own session.
+-- Executable by PUBLIC: it only resets the caller's own session. src/worker/steps.ts keeps the
+-- same list as statements (RESET_ANYWHERE) for steps in databases without pg_durable.
 CREATE FUNCTION df._reset_session() RETURNS void
     LANGUAGE plpgsql
     AS $$

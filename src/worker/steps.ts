@@ -92,7 +92,7 @@ const stepSettings = (local: boolean) =>
  */
 const RESET_SESSION = 'SELECT df._reset_session()';
 /** The same as statements, for a step in another database (which need not have pg_durable). */
-const RESET_STATEMENTS = ['CLOSE ALL', 'RESET ROLE', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'];
+const RESET_ANYWHERE = ['CLOSE ALL', 'RESET ROLE', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'].join('; ');
 /** Sent with a step's statement: its transaction and settings. */
 const STEP_PRELUDE = ['BEGIN', stepSettings(true)];
 /** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
@@ -287,7 +287,7 @@ export class StepRunner {
       throw err;
     } finally {
       req.signal.removeEventListener('abort', onAbort);
-      await this.recycle(client, broken, clean);
+      await this.recycle(client, broken, clean ? null : RESET_SESSION);
     }
   }
 
@@ -417,7 +417,7 @@ export class StepRunner {
       throw err;
     } finally {
       req.signal.removeEventListener('abort', onAbort);
-      await this.recycle(client, broken, false, false);
+      await this.recycle(client, broken, RESET_ANYWHERE);
     }
   }
 
@@ -598,10 +598,11 @@ export class StepRunner {
     return { json };
   }
 
-  private async recycle(client: pg.PoolClient, broken: boolean, clean = false, home = true): Promise<void> {
-    if (!broken && !clean) {
+  /** Back to the pool after `reset` (null: the step's epilogue already reset it), or discarded. */
+  private async recycle(client: pg.PoolClient, broken: boolean, reset: string | null): Promise<void> {
+    if (!broken && reset !== null) {
       try {
-        await client.query(home ? RESET_SESSION : RESET_STATEMENTS.join('; '));
+        await client.query(reset);
       } catch {
         broken = true;
       }
