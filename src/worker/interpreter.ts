@@ -20,7 +20,7 @@ import type { Logger } from './log';
 import { metrics } from './metrics';
 import { hasUndo, snapshotFor, undoStamp, UndoStack, type Registration } from './saga';
 import type { SignalHub } from './signals';
-import { LeaseLost, type StepRunner } from './steps';
+import { LeaseLost, ParkedCheckpointFailed, type StepRunner } from './steps';
 import { COMMIT_SQL, type InstanceTransition, type NodeEvent, type RunRecord, type Store } from './store';
 
 /** One undo run by compensation: which forward it undid, and how it ended. */
@@ -185,10 +185,18 @@ export class Interpreter {
       if (this.inst.started) return;
       this.deps.store.commit(this.inst.id, this.inst.token, [], 'running').then(() => { this.inst.started = true; }, () => undefined);
     }, RUNNING_STAMP_DELAY_MS);
+    let ended = false;
     try {
-      return await this.runToEnd();
+      const outcome = await this.runToEnd();
+      ended = true;
+      return outcome;
     } finally {
       if (startTimer) clearTimeout(startTimer);
+      // The last step's checkpoint may be parked (src/worker/steps.ts): the run is over when it is
+      // durable. After an error the error stands; what is parked still commits if it can.
+      const parked = this.durable();
+      if (ended) await parked;
+      else await parked.catch(() => undefined);
     }
   }
 
@@ -221,6 +229,7 @@ export class Interpreter {
    * stamped `failed` with the message, together with the instance. Worker connection only.
    */
   async abandon(message: string): Promise<void> {
+    await this.durable().catch(() => undefined); // what did not commit is not finished
     const finished = this.withPending([]).events.filter((e) => e.status !== 'running');
     if (finished.length > 0) {
       try {
@@ -251,6 +260,7 @@ export class Interpreter {
 
   /** A durable write: `events` plus everything pending, and the instance transition if any. */
   async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
+    await this.durable(); // durable in the order they happened
     const batch = this.withPending(events);
     if (batch.events.length === 0 && transition === null) return;
     const t = this.withStart(transition);
@@ -263,6 +273,36 @@ export class Interpreter {
     this.inst.started = true;
     this.committed(batch);
     this.record(events);
+  }
+
+  /**
+   * The events of the last SQL step when its checkpoint is held back to travel with the next step
+   * (src/worker/steps.ts, Parked): recorded here as done, not durable yet.
+   */
+  private unconfirmed: { done: NodeEvent[]; taken: [string, NodeEvent][] } | null = null;
+
+  /** Makes what a held-back checkpoint carries durable (a no-op when nothing is held back). */
+  private async durable(): Promise<void> {
+    try {
+      await this.deps.steps.commitParked(this.inst.id);
+    } catch (err) {
+      if (err instanceof ParkedCheckpointFailed) this.revertUnconfirmed();
+      throw err;
+    }
+    this.unconfirmed = null;
+  }
+
+  /**
+   * The held-back checkpoint was refused: its step (and what would have ended with it) is still
+   * running, and the pending events it carried are pending again.
+   */
+  private revertUnconfirmed(): void {
+    const u = this.unconfirmed;
+    this.unconfirmed = null;
+    if (!u) return;
+    for (const [k, e] of u.taken) if (!this.pending.has(k)) this.pending.set(k, e);
+    this.record(u.done.map((e) => ({ node: e.node, stamp: e.stamp, status: 'running' as const })));
+    this.instanceDone = false;
   }
 
   /** A write without a transition of its own marks a still pending instance running. */
@@ -443,7 +483,7 @@ export class Interpreter {
       const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
       this.deps.store.commit(this.inst.id, this.inst.token, [ev]).catch(() => undefined);
     }, RUNNING_STAMP_DELAY_MS);
-    let carried: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } | null = null;
+    let carried: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null; done: NodeEvent[] } | null = null;
     let out;
     try {
       out = await this.deps.steps.run({
@@ -463,23 +503,28 @@ export class Interpreter {
           const batch = this.withPending(done);
           const transition: InstanceTransition | null = spine ? 'completed' : this.withStart(null);
           await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
-          carried = { ...batch, transition };
+          carried = { ...batch, transition, done };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),
+        // The step that completes the instance has no next step to travel with.
+        chain: spine === null,
       });
     } catch (err) {
+      // The previous step's held-back checkpoint was refused: that step is where the path ends.
+      if (err instanceof ParkedCheckpointFailed) this.revertUnconfirmed();
       // An error that ends the run (not a node failure): the step is where the failing path ends.
-      if (!(err instanceof Aborted) && !(err instanceof LeaseLost)) this.record([{ node: node.id, stamp: scope.stamp, status: 'running' }]);
+      else if (!(err instanceof Aborted) && !(err instanceof LeaseLost)) this.record([{ node: node.id, stamp: scope.stamp, status: 'running' }]);
       throw err;
     } finally {
       clearTimeout(stampTimer);
     }
     if (out.kind === 'fail') return this.finished(node, scope, fail(out.error));
     if (out.checkpointed && carried !== null) {
-      const c: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null } = carried;
+      const c: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null; done: NodeEvent[] } = carried;
       this.inst.started = true;
       this.committed(c);
       this.record(c.events);
+      this.unconfirmed = out.parked ? { done: c.done, taken: c.taken } : null;
       if (spine) this.instanceDone = true;
       return this.remember(node, scope, ok(out.json));
     }
@@ -566,6 +611,8 @@ export class Interpreter {
 
   private async http(node: TreeNode, scope: Scope, multipart: boolean): Promise<Outcome> {
     await this.started(node, scope);
+    // An external effect waits until the steps before it are durable.
+    await this.durable();
     const ctx = this.substitution(scope);
     try {
       const cfg = config<Record<string, unknown>>(node);

@@ -19,11 +19,14 @@ import pg from 'pg';
 
 type Connection = {
   parse(msg: { text: string; name?: string; types?: number[] }): void;
-  bind(msg: { portal?: string; statement?: string; values?: unknown[] }): void;
+  bind(msg: { portal?: string; statement?: string; values?: (string | null)[] }): void;
   describe(msg: { type: 'P' | 'S'; name?: string }): void;
   execute(msg: { portal?: string; rows?: number }): void;
   sync(): void;
 };
+
+/** A statement of a flight besides the query: its text, or its text and bind parameters. */
+export type Statement = string | { text: string; values: (string | null)[] };
 
 export class PipelineError extends Error {
   constructor(readonly cause: Error & { code?: string }, readonly completed: number) {
@@ -34,7 +37,7 @@ export class PipelineError extends Error {
 /** pg.Query with `before` and `after` statements sent in the same flight (see the header). */
 class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig) => PgQueryInternals) {
   completed = 0;
-  constructor(config: pg.QueryConfig, private readonly before: string[], private readonly after: string[]) {
+  constructor(config: pg.QueryConfig, private readonly before: Statement[], private readonly after: Statement[]) {
     super(config);
   }
 
@@ -75,9 +78,10 @@ interface PgQueryInternals {
   on(event: 'error', listener: (err: Error & { code?: string }) => void): void;
 }
 
-function statement(connection: Connection, text: string): void {
+function statement(connection: Connection, s: Statement): void {
+  const { text, values } = typeof s === 'string' ? { text: s, values: [] } : s;
   connection.parse({ text, name: '' });
-  connection.bind({ portal: '', statement: '' });
+  connection.bind({ portal: '', statement: '', values });
   connection.describe({ type: 'P', name: '' });
   connection.execute({ portal: '', rows: 0 });
 }
@@ -90,8 +94,8 @@ function statement(connection: Connection, text: string): void {
 export function pipelined<R extends pg.QueryResultRow = pg.QueryResultRow>(
   client: pg.ClientBase,
   config: pg.QueryConfig,
-  before: string[],
-  after: string[] = [],
+  before: Statement[],
+  after: Statement[] = [],
 ): Promise<pg.QueryResult<R>> {
   const q = new PipelinedQuery(config, before, after);
   return new Promise((resolve, reject) => {

@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { PipelineError, pipelined } from './pipeline';
+import { PipelineError, pipelined, type Statement } from './pipeline';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { DfError } from '../core/errors';
 import { Aborted } from './clock';
@@ -38,7 +38,7 @@ import { isTransient, withRetry } from './transient';
 import { resultJson } from './typemap';
 
 export type StepOutcome =
-  | { kind: 'ok'; json: string; checkpointed: boolean; note?: string }
+  | { kind: 'ok'; json: string; checkpointed: boolean; note?: string; parked?: boolean }
   | { kind: 'fail'; error: string };
 
 export class LeaseLost extends Error {}
@@ -65,6 +65,57 @@ class AmbiguousCommit extends Error {
   constructor(readonly cause: unknown) {
     super((cause as Error).message);
   }
+}
+
+/**
+ * A step whose checkpoint was held back to travel with the next step (see Parked) did not commit,
+ * and the interpreter has already moved on with its result: the run stops and the instance resumes
+ * from what is durable, where that step runs again (as after a crash).
+ */
+export class CheckpointLost extends Error {
+  /** Why (the connection's or the server's message); kept out of `message`, which must not read as a transient fault to retry. */
+  constructor(readonly node: string, readonly reason: string) {
+    super(`the checkpoint of node ${node} did not commit; the instance resumes from its last checkpoint`);
+  }
+}
+
+/**
+ * A held-back checkpoint was refused for good (the role lost its privileges, a deferred constraint
+ * failed at COMMIT): the error of that step, which the interpreter had taken as done. It carries
+ * the refusal's SQLSTATE so the run ends as it would have at that step (instance.ts).
+ */
+export class ParkedCheckpointFailed extends Error {
+  readonly code: string | undefined;
+  constructor(readonly cause: Error & { code?: string }, readonly node: string) {
+    super(cause.message);
+    this.code = cause.code;
+  }
+}
+
+/** Why a flight that carried the previous step's checkpoint failed before this step's statement (internal). */
+class PreviousStep extends Error {
+  constructor(readonly error: unknown, readonly broken: boolean) {
+    super((error as Error).message);
+  }
+}
+
+/**
+ * A SQL step that ran and whose checkpoint is written but not yet sent: its transaction stays open
+ * on its connection (holding its step slot) until the instance's next step, if that is a SQL step
+ * in the same database, takes it over and sends `checkpoint; COMMIT; reset; BEGIN; settings;
+ * statement` as one flight — one round trip per chained step instead of two. Whatever else the
+ * instance does next first commits it (`commitParked`: checkpoint, COMMIT, reset), and so does the event
+ * loop's next turn (setImmediate) when nothing took it: a chain's next step arrives in the same
+ * turn, as promise continuations, so a parked transaction never waits on I/O or a timer.
+ */
+interface Parked {
+  client: pg.PoolClient;
+  /** The step slot it holds. */
+  release: () => void;
+  req: StepRequest;
+  checkpoint: Statement;
+  timer: NodeJS.Immediate;
+  flushing: Promise<void> | null;
 }
 
 /** Every value as the text PostgreSQL sent: typemap.ts owns the conversion to JSON. */
@@ -103,6 +154,8 @@ const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
 export const PREPARED_SWEEP_MS = 30_000;
 /** A prepared transaction younger than this is left to the run that made it by the periodic sweep. */
 const PREPARED_SWEEP_GRACE_S = 5;
+/** A checkpoint parameter as sent on the wire (df._commit's are text, uuid, jsonb text or NULL). */
+const bindValue = (v: unknown): string | null => (v === null || v === undefined ? null : typeof v === 'string' ? v : JSON.stringify(v));
 const hex = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
 /** The gid prefix of every prepared transaction of an instance, with the home database's oid. */
 export const gidPrefix = (homeOid: string, instance: string) => `pgd:${homeOid}:${instance}:`;
@@ -132,6 +185,11 @@ export interface StepRequest {
   checkpoint(run: CheckpointRunner, json: string, detail?: Record<string, unknown>): Promise<void>;
   /** The checkpointed result, if an earlier attempt's transaction did commit (else null). */
   recorded(): Promise<string | null>;
+  /**
+   * The interpreter commits what is parked for the instance (StepRunner.commitParked) before
+   * anything but its next SQL step: the checkpoint may then travel with that step (see Parked).
+   */
+  chain?: boolean;
 }
 
 export class StepRunner {
@@ -139,6 +197,8 @@ export class StepRunner {
   /** Worker (superuser) connections to other databases: recovery of prepared transactions. */
   private readonly adminPools = new Map<string, pg.Pool>();
   private readonly slots: Semaphore;
+  /** At most one per instance (see Parked). */
+  private readonly parked = new Map<string, Parked>();
   private typeNames: Map<number, string> | null = null;
   /** The worker's own database: checkpoints live there. */
   readonly home: string;
@@ -184,29 +244,43 @@ export class StepRunner {
   }
 
   async run(req: StepRequest): Promise<StepOutcome> {
-    let release: () => void;
-    try {
-      release = await this.slots.acquire(this.config.acquireTimeoutSeconds * 1000, req.signal);
-    } catch (err) {
-      if (err instanceof AcquireTimeout) {
-        return {
-          kind: 'fail',
-          error: `pg_durable: connection limit reached (max_user_connections=${this.config.maxStepConnections}). Timed out after ${this.config.acquireTimeoutSeconds}s waiting for an available execution slot.`,
-        };
+    const cross = req.database !== this.home;
+    // The instance's previous step, parked: taken over by this one, or settled first.
+    let held = await this.takeParked(req.instance);
+    if (held && !(req.chain && !cross && held.req.role === req.role && held.req.database === req.database)) {
+      await this.flush(held);
+      held = null;
+    }
+    const slot: { release: () => void; owned: boolean } = { release: () => undefined, owned: true };
+    if (held) {
+      // Its step slot is this step's now.
+      slot.release = held.release;
+      held.release = () => undefined;
+    } else {
+      try {
+        slot.release = await this.slots.acquire(this.config.acquireTimeoutSeconds * 1000, req.signal);
+      } catch (err) {
+        if (err instanceof AcquireTimeout) {
+          return {
+            kind: 'fail',
+            error: `pg_durable: connection limit reached (max_user_connections=${this.config.maxStepConnections}). Timed out after ${this.config.acquireTimeoutSeconds}s waiting for an available execution slot.`,
+          };
+        }
+        throw new Aborted();
       }
-      throw new Aborted();
     }
     let ambiguous = false;
     let n = 0;
-    const cross = req.database !== this.home;
     try {
       return await withRetry(async () => {
         if (ambiguous) {
           const done = await req.recorded();
           if (done !== null) return { kind: 'ok', json: done, checkpointed: true } as StepOutcome;
         }
+        const previous = held;
+        held = null;
         try {
-          return await (cross ? this.crossAttempt(req, n++) : this.attempt(req));
+          return await (cross ? this.crossAttempt(req, n++) : this.attempt(req, slot, previous));
         } catch (err) {
           if (!(err instanceof AmbiguousCommit)) throw err;
           ambiguous = true;
@@ -220,34 +294,147 @@ export class StepRunner {
         },
       });
     } finally {
-      release();
+      if (slot.owned) slot.release();
     }
   }
 
-  private async attempt(req: StepRequest): Promise<StepOutcome> {
-    if (req.signal.aborted) throw new Aborted();
-    const connected = await this.connect(req);
-    if ('kind' in connected) return connected;
-    const client = connected.client;
+  /**
+   * Writes the parked checkpoint of `instance`, if any (checkpoint, COMMIT, reset), and returns
+   * when it is durable; throws LeaseLost, CheckpointLost or ParkedCheckpointFailed when it did not.
+   */
+  async commitParked(instance: string): Promise<void> {
+    const h = this.parked.get(instance);
+    if (h) await this.flush(h);
+  }
+
+  /** The parked step of `instance`, now owned by the caller (null if none); waits out a flush in progress. */
+  private async takeParked(instance: string): Promise<Parked | null> {
+    const h = this.parked.get(instance);
+    if (!h) return null;
+    if (h.flushing) {
+      await h.flushing;
+      return null;
+    }
+    clearImmediate(h.timer);
+    this.parked.delete(instance);
+    return h;
+  }
+
+  /** Leaves a step's transaction open with its checkpoint written, for the instance's next step (see Parked). */
+  private park(client: pg.PoolClient, slot: { release: () => void; owned: boolean }, req: StepRequest, checkpoint: Statement): void {
+    const h: Parked = { client, release: slot.release, req, checkpoint, flushing: null, timer: setImmediate(() => void this.flush(h).catch(() => undefined)) };
+    slot.owned = false;
+    this.parked.set(req.instance, h);
+  }
+
+  /** Sends a parked checkpoint on its own (once, whoever asks first) and gives the connection and slot back. */
+  private flush(h: Parked): Promise<void> {
+    if (h.flushing) return h.flushing;
+    clearImmediate(h.timer);
+    h.flushing = (async () => {
+      let broken = false;
+      let clean = false;
+      try {
+        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint as pg.QueryConfig, [], STEP_EPILOGUE)); // metrics
+        clean = true;
+      } catch (failure) {
+        if (failure instanceof PipelineError && failure.completed >= 2) {
+          broken = true; // committed; only the reset failed
+          return;
+        }
+        broken = !(failure instanceof PipelineError);
+        if (!broken) await h.client.query('ROLLBACK').catch(() => { broken = true; });
+        await this.checkpointFailed(h, failure);
+      } finally {
+        if (this.parked.get(h.req.instance) === h) this.parked.delete(h.req.instance);
+        await this.recycle(h.client, broken, clean ? null : RESET_SESSION);
+        h.release();
+      }
+    })();
+    return h.flushing;
+  }
+
+  /**
+   * A parked checkpoint failed (the transaction is rolled back or its connection is gone): returns
+   * if it committed after all (an ambiguous failure whose checkpoint is there), else throws.
+   */
+  private async checkpointFailed(h: Parked, failure: unknown): Promise<void> {
+    const err = failure instanceof PipelineError ? failure.cause : failure;
+    if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+    if (isTransient(err)) {
+      if ((await h.req.recorded()) !== null) return;
+      throw new CheckpointLost(h.req.node, (err as Error).message);
+    }
+    throw new ParkedCheckpointFailed(err as Error, h.req.node);
+  }
+
+  /**
+   * The flight of a step that takes over the previous step's parked transaction (see Parked):
+   * that step's checkpoint, COMMIT and reset, then this step's BEGIN, settings and statement. A
+   * failure of this statement is thrown as is; anything before it as PreviousStep.
+   */
+  private async chainedFlight(client: pg.PoolClient, query: pg.QueryConfig, previous: Parked): Promise<pg.QueryResult<unknown[]>> {
+    try {
+      return await metrics.checkpoint('step', () => pipelined<unknown[]>(client, query, [previous.checkpoint, ...STEP_EPILOGUE, ...STEP_PRELUDE])); // metrics
+    } catch (failure) {
+      const completed = failure instanceof PipelineError ? failure.completed : -1;
+      if (completed === 1 + STEP_EPILOGUE.length + STEP_PRELUDE.length) throw failure;
+      if (completed < 2) {
+        // Not even the checkpoint and its COMMIT went through, or nobody knows (connection lost).
+        let usable = completed >= 0;
+        if (usable) await client.query('ROLLBACK').catch(() => { usable = false; });
+        try {
+          await this.checkpointFailed(previous, failure); // throws unless it committed after all
+        } catch (err) {
+          throw new PreviousStep(err, !usable);
+        }
+      }
+      // The previous step is durable; the reset or this step's BEGIN failed, or the connection
+      // broke: this step runs again on a fresh connection (08000 is retried).
+      const cause = failure instanceof PipelineError ? failure.cause : (failure as Error);
+      throw new PreviousStep(Object.assign(new Error(`step connection unusable after the previous step's checkpoint: ${cause.message}`), { code: '08000' }), true);
+    }
+  }
+
+  private async attempt(req: StepRequest, slot: { release: () => void; owned: boolean }, held: Parked | null): Promise<StepOutcome> {
+    if (req.signal.aborted) {
+      if (held) await this.flush(held);
+      throw new Aborted();
+    }
+    let client: pg.PoolClient;
+    if (held) client = held.client;
+    else {
+      const connected = await this.connect(req);
+      if ('kind' in connected) return connected;
+      client = connected.client;
+    }
     let broken = false;
     /** The epilogue reset the session already. */
     let clean = false;
+    /** The connection stays with the transaction, parked for the next step. */
+    let parked = false;
     const onAbort = () => void this.store.cancelBackend((client as unknown as { processID: number }).processID);
     req.signal.addEventListener('abort', onAbort, { once: true });
     try {
       // An abort while connecting, or between statements, has no query to cancel: look before each.
       if (req.signal.aborted) throw new Aborted();
       let result: pg.QueryResult<unknown[]>;
+      const query = { text: req.sql, rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig;
       try {
-        // One round trip: BEGIN, the step's settings, the statement (src/worker/pipeline.ts).
-        result = await pipelined<unknown[]>(client, { text: req.sql, rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig, STEP_PRELUDE);
+        // One round trip: BEGIN, the step's settings, the statement (src/worker/pipeline.ts), after
+        // the previous step's checkpoint, COMMIT and reset when it is parked on this connection.
+        result = held ? await this.chainedFlight(client, query, held) : await pipelined<unknown[]>(client, query, STEP_PRELUDE);
       } catch (failure) {
+        if (failure instanceof PreviousStep) {
+          broken = failure.broken;
+          throw failure.error;
+        }
         const err = failure instanceof PipelineError ? failure.cause : failure;
-        await client.query('ROLLBACK').catch(() => { broken = true; });
+        if (!broken) await client.query('ROLLBACK').catch(() => { broken = true; });
         if (req.signal.aborted) throw new Aborted();
         const e = err as { code?: string; message: string };
-        if (e.code && NEEDS_AUTOCOMMIT.has(e.code)) return await this.autocommit(client, req);
-        if (isTransient(err)) {
+        if (!broken && e.code && NEEDS_AUTOCOMMIT.has(e.code)) return await this.autocommit(client, req);
+        if (broken || isTransient(err)) {
           broken = true;
           throw err;
         }
@@ -261,6 +448,16 @@ export class StepRunner {
         return { kind: 'fail', error: converted.error };
       }
       const json = converted.json;
+      if (req.chain && !this.parked.has(req.instance)) {
+        // Written now, sent with the next step or when the instance settles (see Parked).
+        let statement: Statement | null = null;
+        await req.checkpoint(async (sql, params) => { statement = { text: sql, values: params.map(bindValue) }; }, json);
+        if (statement !== null) {
+          this.park(client, slot, req, statement);
+          parked = true;
+          return { kind: 'ok', json, checkpointed: true, parked: true };
+        }
+      }
       try {
         // One round trip: the checkpoint, COMMIT, the session reset.
         await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params }, [], STEP_EPILOGUE).then(() => { clean = true; }), json)); // metrics
@@ -287,7 +484,7 @@ export class StepRunner {
       throw err;
     } finally {
       req.signal.removeEventListener('abort', onAbort);
-      await this.recycle(client, broken, clean ? null : RESET_SESSION);
+      if (!parked) await this.recycle(client, broken, clean ? null : RESET_SESSION);
     }
   }
 

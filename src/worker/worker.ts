@@ -22,7 +22,7 @@ import { runInstance } from './instance';
 import type { Deps, InstanceState } from './interpreter';
 import type { Logger } from './log';
 import { SignalHub } from './signals';
-import { StepRunner } from './steps';
+import { CheckpointLost, StepRunner } from './steps';
 import { Store, type Readiness } from './store';
 import { backoffMs, isTransient, missingSetup } from './transient';
 
@@ -454,6 +454,12 @@ export class Worker {
           // pg_durable (or the database) went away under the run: nothing to hand back.
           this.log.warn({ instance: claim.instanceId, err: (err as Error).message }, 'instance run stopped: pg_durable is gone');
           void this.checkLost(session);
+          return;
+        }
+        if (err instanceof CheckpointLost) {
+          // A held-back checkpoint did not commit (src/worker/steps.ts): resume from the last one now.
+          this.log.warn({ instance: claim.instanceId, node: err.node, err: err.reason }, 'checkpoint lost; resuming the instance from its last checkpoint');
+          await this.store.releaseLater(session.epoch, claim.instanceId, 0).catch(() => undefined);
           return;
         }
         this.log.error({ instance: claim.instanceId, err: (err as Error).message }, 'instance run failed unexpectedly; retrying it in 5 s');

@@ -1,7 +1,8 @@
 /**
  * The worker's hot path (docs/PERFORMANCE.md): a claim writes only the queue and returns what a
  * run needs for instances never claimed before; an instance reads 'running' from its first
- * durable write; a step is two round trips that leave the connection reset.
+ * durable write; a step is two round trips that leave the connection reset (one, chained:
+ * worker-chained-steps.test.ts).
  */
 import { once } from 'node:events';
 import http from 'node:http';
