@@ -20,6 +20,7 @@ import type { Logger } from './log';
 import { metrics } from './metrics';
 import { hasUndo, snapshotFor, undoStamp, UndoStack, type Registration } from './saga';
 import type { SignalHub } from './signals';
+import { type Batch, RunLog } from './runlog';
 import { LeaseLost, ParkedCheckpointFailed, type StepRunner } from './steps';
 import { COMMIT_SQL, type InstanceTransition, type NodeEvent, type RunRecord, type Store } from './store';
 
@@ -83,7 +84,6 @@ const MULTIPART_SIGNATURE = 'df.http_multipart(text,text,jsonb,jsonb,integer)';
 
 const ok = (result: string): Outcome => ({ kind: 'ok', result });
 const fail = (error: string): Outcome => ({ kind: 'fail', error });
-const key = (stamp: string, node: TreeNode) => `${stamp}|${node.id}`;
 
 function compactJson(text: string): string {
   return stringifyJson(parseJsonOrdered(text));
@@ -132,16 +132,10 @@ export function failingPath(history: Iterable<RunRecord>, rootId: string, rootSt
 const RUNNING_STAMP_DELAY_MS = 200;
 
 export class Interpreter {
-  private history = new Map<string, RunRecord>();
+  /** History, pending events and durable writes of this run (src/worker/runlog.ts). */
+  private readonly runs: RunLog;
   /** The root's final event, written together with the instance transition. */
   private rootEvent: NodeEvent | null = null;
-  /**
-   * Events whose durability can wait (composite stamps, loop starts, RACE winners, BREAKs): replay
-   * does not need them on their own, so they ride along with the next durable write, e.g. inside
-   * the next step's transaction: a RACE winner becomes durable together with the first effect that
-   * depends on it. Keyed by stamp|node; coalesced.
-   */
-  private pending = new Map<string, NodeEvent>();
   /** A step's transaction already completed the instance (the last step of the root sequence). */
   private instanceDone = false;
   private readonly parents = new Map<TreeNode, TreeNode>();
@@ -160,7 +154,7 @@ export class Interpreter {
     /** df.cancel(..., compensate => true): nothing new runs, the undos do, the instance ends cancelled. */
     private readonly cancelRequest: string | null = null,
   ) {
-    for (const r of history) this.history.set(`${r.stamp}|${r.nodeId}`, r);
+    this.runs = new RunLog(deps.store, deps.steps, inst, history);
     if (history.length > 0) metrics.takeovers.inc(); // metrics
     const walk = (n: TreeNode) => {
       for (const c of [n.left, n.right, n.condition, ...(n.extras ?? [])]) {
@@ -230,24 +224,14 @@ export class Interpreter {
    */
   async abandon(message: string): Promise<void> {
     await this.durable().catch(() => undefined); // what did not commit is not finished
-    const finished = this.withPending([]).events.filter((e) => e.status !== 'running');
+    const finished = this.runs.withPending([]).events.filter((e) => e.status !== 'running');
     if (finished.length > 0) {
-      try {
-        await this.deps.store.commit(this.inst.id, this.inst.token, finished);
-      } catch (err) {
-        if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
-        throw err;
-      }
-      this.pending.clear();
+      await this.runs.commit(() => this.deps.store.commit(this.inst.id, this.inst.token, finished));
+      this.runs.clearPending();
     }
-    const events = failingPath(this.history.values(), this.root.id, this.rootScope().stamp, message);
-    try {
-      await this.deps.store.commit(this.inst.id, this.inst.token, events, 'failed', message);
-    } catch (err) {
-      if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
-      throw err;
-    }
-    this.record(events);
+    const events = failingPath(this.runs.records(), this.root.id, this.rootScope().stamp, message);
+    await this.runs.commit(() => this.deps.store.commit(this.inst.id, this.inst.token, events, 'failed', message));
+    this.runs.record(events);
   }
 
   private rootScope(): Scope {
@@ -258,95 +242,36 @@ export class Interpreter {
 
   // ---- durable writes -------------------------------------------------------------------------
 
-  /** A durable write: `events` plus everything pending, and the instance transition if any. */
-  async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
-    await this.durable(); // durable in the order they happened
-    const batch = this.withPending(events);
-    if (batch.events.length === 0 && transition === null) return;
-    const t = this.withStart(transition);
+  /** A durable write (RunLog.write); a refused held-back step means the instance has not ended. */
+  private async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
     try {
-      await metrics.checkpoint('write', () => this.deps.store.commit(this.inst.id, this.inst.token, batch.events, t, output)); // metrics
+      await this.runs.write(events, transition, output);
     } catch (err) {
-      if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+      if (err instanceof ParkedCheckpointFailed) this.instanceDone = false;
       throw err;
     }
-    this.inst.started = true;
-    this.committed(batch);
-    this.record(events);
   }
 
-  /**
-   * The events of the last SQL step when its checkpoint is held back to travel with the next step
-   * (src/worker/steps.ts, Parked): recorded here as done, not durable yet.
-   */
-  private unconfirmed: { done: NodeEvent[]; taken: [string, NodeEvent][] } | null = null;
-
-  /** Makes what a held-back checkpoint carries durable (a no-op when nothing is held back). */
+  /** Makes a held-back step checkpoint durable (RunLog.durable). */
   private async durable(): Promise<void> {
     try {
-      await this.deps.steps.commitParked(this.inst.id);
+      await this.runs.durable();
     } catch (err) {
-      if (err instanceof ParkedCheckpointFailed) this.revertUnconfirmed();
+      if (err instanceof ParkedCheckpointFailed) this.instanceDone = false;
       throw err;
     }
-    this.unconfirmed = null;
   }
 
-  /**
-   * The held-back checkpoint was refused: its step (and what would have ended with it) is still
-   * running, and the pending events it carried are pending again.
-   */
-  private revertUnconfirmed(): void {
-    const u = this.unconfirmed;
-    this.unconfirmed = null;
-    if (!u) return;
-    for (const [k, e] of u.taken) if (!this.pending.has(k)) this.pending.set(k, e);
-    this.record(u.done.map((e) => ({ node: e.node, stamp: e.stamp, status: 'running' as const })));
-    this.instanceDone = false;
-  }
-
-  /** A write without a transition of its own marks a still pending instance running. */
-  private withStart(t: InstanceTransition | null): InstanceTransition | null {
-    return t === null && !this.inst.started ? 'running' : t;
-  }
-
-  /** Queues events that may wait for the next durable write (see `pending`). */
   private defer(events: NodeEvent[]): void {
-    for (const e of events) {
-      const k = `${e.stamp}|${e.node}`;
-      const prev = this.pending.get(k);
-      this.pending.set(k, prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e);
-    }
-    this.record(events);
-  }
-
-  /** The pending events (snapshot) followed by `events`, coalesced per stamp and node. */
-  private withPending(events: NodeEvent[]): { events: NodeEvent[]; taken: [string, NodeEvent][] } {
-    const taken = [...this.pending.entries()];
-    const merged = new Map(taken);
-    for (const e of events) {
-      const k = `${e.stamp}|${e.node}`;
-      const prev = merged.get(k);
-      merged.set(k, prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e);
-    }
-    return { events: [...merged.values()], taken };
-  }
-
-  /** After a successful commit: drop what it carried (parallel branches may have queued more meanwhile). */
-  private committed(batch: { taken: [string, NodeEvent][] }): void {
-    for (const [k, e] of batch.taken) if (this.pending.get(k) === e) this.pending.delete(k);
+    this.runs.defer(events);
   }
 
   private record(events: NodeEvent[]): void {
-    for (const e of events) {
-      const k = `${e.stamp}|${e.node}`;
-      const prev = this.history.get(k);
-      this.history.set(k, { stamp: e.stamp, nodeId: e.node, status: e.status, result: e.result ?? null, detail: { ...(prev?.detail ?? {}), ...(e.detail ?? {}) } });
-    }
+    this.runs.record(events);
   }
 
   private recorded(stamp: string, node: TreeNode): RunRecord | undefined {
-    return this.history.get(key(stamp, node));
+    return this.runs.get(stamp, node.id);
   }
 
   private event(node: TreeNode, stamp: string, o: Outcome, detail?: Record<string, unknown>): NodeEvent {
@@ -483,7 +408,7 @@ export class Interpreter {
       const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
       this.deps.store.commit(this.inst.id, this.inst.token, [ev]).catch(() => undefined);
     }, RUNNING_STAMP_DELAY_MS);
-    let carried: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null; done: NodeEvent[] } | null = null;
+    let carried: { batch: Batch; done: NodeEvent[] } | null = null;
     let out;
     try {
       out = await this.deps.steps.run({
@@ -500,10 +425,10 @@ export class Interpreter {
         checkpoint: async (run, json, detail) => {
           const done: NodeEvent[] = [{ node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true, detail: detail ?? null }];
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
-          const batch = this.withPending(done);
-          const transition: InstanceTransition | null = spine ? 'completed' : this.withStart(null);
+          const batch = this.runs.withPending(done);
+          const transition: InstanceTransition | null = spine ? 'completed' : this.runs.withStart(null);
           await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
-          carried = { ...batch, transition, done };
+          carried = { batch, done };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),
         // The step that completes the instance has no next step to travel with.
@@ -511,7 +436,10 @@ export class Interpreter {
       });
     } catch (err) {
       // The previous step's held-back checkpoint was refused: that step is where the path ends.
-      if (err instanceof ParkedCheckpointFailed) this.revertUnconfirmed();
+      if (err instanceof ParkedCheckpointFailed) {
+        this.runs.revert();
+        this.instanceDone = false;
+      }
       // An error that ends the run (not a node failure): the step is where the failing path ends.
       else if (!(err instanceof Aborted) && !(err instanceof LeaseLost)) this.record([{ node: node.id, stamp: scope.stamp, status: 'running' }]);
       throw err;
@@ -520,11 +448,8 @@ export class Interpreter {
     }
     if (out.kind === 'fail') return this.finished(node, scope, fail(out.error));
     if (out.checkpointed && carried !== null) {
-      const c: { events: NodeEvent[]; taken: [string, NodeEvent][]; transition: InstanceTransition | null; done: NodeEvent[] } = carried;
-      this.inst.started = true;
-      this.committed(c);
-      this.record(c.events);
-      this.unconfirmed = out.parked ? { done: c.done, taken: c.taken } : null;
+      const c: { batch: Batch; done: NodeEvent[] } = carried;
+      this.runs.stepCommitted(c.batch, c.done, out.parked === true);
       if (spine) this.instanceDone = true;
       return this.remember(node, scope, ok(out.json));
     }
@@ -597,7 +522,7 @@ export class Interpreter {
         throw err;
       });
       if (result !== null) {
-        this.history.set(key(scope.stamp, node), { stamp: scope.stamp, nodeId: node.id, status: 'completed', result, detail: null });
+        this.runs.put({ stamp: scope.stamp, nodeId: node.id, status: 'completed', result, detail: null });
         return this.remember(node, scope, ok(result));
       }
       const now = this.deps.clock.now();
@@ -924,7 +849,7 @@ export class Interpreter {
 
   /** Stamps the LOOP node running for a new iteration (closing the previous one); returns its start time. */
   private async iterationStart(node: TreeNode, stamp: string, prev: { stamp: string; result: string } | null): Promise<number> {
-    const rec = this.history.get(`${stamp}|${node.id}`);
+    const rec = this.runs.get(stamp, node.id);
     if (rec) return Number(rec.detail?.started_at ?? this.deps.clock.now());
     const startedAt = this.deps.clock.now();
     const events: NodeEvent[] = [];
@@ -964,7 +889,7 @@ export class Interpreter {
       // Names the execution it closes, so a retry after an ambiguous commit cannot open two.
       await this.write([], `continue:${this.inst.executionId}` as InstanceTransition, output);
       this.inst.executionId += 1;
-      this.history = new Map();
+      this.runs.forget();
       this.undos = new UndoStack([], this.byId); // an execution's undos end with it (continue-as-new)
       this.deps.log.info({ instance: this.inst.id, execution: this.inst.executionId }, 'loop continues as new execution');
     }

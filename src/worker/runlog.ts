@@ -1,0 +1,158 @@
+/**
+ * What one run of an instance has recorded, and how it becomes durable: the history of node runs
+ * (loaded at claim, extended as nodes start and finish), the events that may wait for the next
+ * durable write, the writes themselves through df._commit, and a SQL step whose checkpoint is held
+ * back to travel with the next step (src/worker/steps.ts, Parked).
+ */
+import { metrics } from './metrics';
+import { LeaseLost, ParkedCheckpointFailed, type StepRunner } from './steps';
+import type { InstanceTransition, NodeEvent, RunRecord, Store } from './store';
+
+export interface Batch {
+  events: NodeEvent[];
+  /** The pending events it carries, as they were when taken. */
+  taken: [string, NodeEvent][];
+}
+
+const keyOf = (stamp: string, nodeId: string) => `${stamp}|${nodeId}`;
+
+/** Later fields win; details merge. */
+const merge = (prev: NodeEvent | undefined, e: NodeEvent): NodeEvent =>
+  prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e;
+
+export class RunLog {
+  private history = new Map<string, RunRecord>();
+  /**
+   * Events whose durability can wait (composite stamps, loop starts, RACE winners, BREAKs): replay
+   * does not need them on their own, so they ride along with the next durable write, e.g. inside
+   * the next step's transaction: a RACE winner becomes durable together with the first effect that
+   * depends on it. Keyed by stamp|node; coalesced.
+   */
+  private readonly pending = new Map<string, NodeEvent>();
+  /**
+   * The last SQL step's events when its checkpoint is held back: recorded here as done, not
+   * durable yet (`done`: the step and what it ends; `taken`: the pending events it carries).
+   */
+  private unconfirmed: { done: NodeEvent[]; taken: [string, NodeEvent][] } | null = null;
+
+  constructor(
+    private readonly store: Store,
+    private readonly steps: StepRunner,
+    private readonly inst: { id: string; token: string; started: boolean },
+    history: RunRecord[],
+  ) {
+    for (const r of history) this.history.set(keyOf(r.stamp, r.nodeId), r);
+  }
+
+  get(stamp: string, nodeId: string): RunRecord | undefined {
+    return this.history.get(keyOf(stamp, nodeId));
+  }
+
+  put(rec: RunRecord): void {
+    this.history.set(keyOf(rec.stamp, rec.nodeId), rec);
+  }
+
+  records(): Iterable<RunRecord> {
+    return this.history.values();
+  }
+
+  /** A new execution (continue-as-new) starts with no history. */
+  forget(): void {
+    this.history = new Map();
+  }
+
+  record(events: NodeEvent[]): void {
+    for (const e of events) {
+      const k = keyOf(e.stamp, e.node);
+      const prev = this.history.get(k);
+      this.history.set(k, { stamp: e.stamp, nodeId: e.node, status: e.status, result: e.result ?? null, detail: { ...(prev?.detail ?? {}), ...(e.detail ?? {}) } });
+    }
+  }
+
+  /** Queues events that may wait for the next durable write (see `pending`). */
+  defer(events: NodeEvent[]): void {
+    for (const e of events) {
+      const k = keyOf(e.stamp, e.node);
+      this.pending.set(k, merge(this.pending.get(k), e));
+    }
+    this.record(events);
+  }
+
+  /** The pending events (snapshot) followed by `events`, coalesced per stamp and node. */
+  withPending(events: NodeEvent[]): Batch {
+    const taken = [...this.pending.entries()];
+    const merged = new Map(taken);
+    for (const e of events) {
+      const k = keyOf(e.stamp, e.node);
+      merged.set(k, merge(merged.get(k), e));
+    }
+    return { events: [...merged.values()], taken };
+  }
+
+  /** After a successful commit: drop what it carried (parallel branches may have queued more meanwhile). */
+  committed(batch: { taken: [string, NodeEvent][] }): void {
+    for (const [k, e] of batch.taken) if (this.pending.get(k) === e) this.pending.delete(k);
+  }
+
+  clearPending(): void {
+    this.pending.clear();
+  }
+
+  /** A write without a transition of its own marks a still pending instance running. */
+  withStart(t: InstanceTransition | null): InstanceTransition | null {
+    return t === null && !this.inst.started ? 'running' : t;
+  }
+
+  /** A durable write: `events` plus everything pending, and the instance transition if any. */
+  async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
+    await this.durable(); // durable in the order they happened
+    const batch = this.withPending(events);
+    if (batch.events.length === 0 && transition === null) return;
+    const t = this.withStart(transition);
+    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, batch.events, t, output))); // metrics
+    this.inst.started = true;
+    this.committed(batch);
+    this.record(events);
+  }
+
+  /** A df._commit on a worker connection; a lost lease is LeaseLost. */
+  async commit(run: () => Promise<unknown>): Promise<void> {
+    try {
+      await run();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+      throw err;
+    }
+  }
+
+  /** A SQL step's checkpoint (its batch, taken from pending) went into the step's transaction: held back or durable. */
+  stepCommitted(batch: Batch, done: NodeEvent[], held: boolean): void {
+    this.inst.started = true;
+    this.committed(batch);
+    this.record(batch.events);
+    this.unconfirmed = held ? { done, taken: batch.taken } : null;
+  }
+
+  /**
+   * Makes what a held-back checkpoint carries durable (a no-op when nothing is held back). Refused
+   * (ParkedCheckpointFailed): its step is running again here and its pending events pending again.
+   */
+  async durable(): Promise<void> {
+    try {
+      await this.steps.commitParked(this.inst.id);
+    } catch (err) {
+      if (err instanceof ParkedCheckpointFailed) this.revert();
+      throw err;
+    }
+    this.unconfirmed = null;
+  }
+
+  /** The held-back checkpoint was refused: its step (and what would have ended with it) is still running. */
+  revert(): void {
+    const u = this.unconfirmed;
+    this.unconfirmed = null;
+    if (!u) return;
+    for (const [k, e] of u.taken) if (!this.pending.has(k)) this.pending.set(k, e);
+    this.record(u.done.map((e) => ({ node: e.node, stamp: e.stamp, status: 'running' as const })));
+  }
+}
