@@ -332,9 +332,10 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       const top = rows.filter((r) => r.toplevel && !isClient(r.query));
       const nested = rows.filter((r) => !r.toplevel);
       // Statements that ride in the same flight as another (src/worker/pipeline.ts): BEGIN and the
-      // step settings with the step's statement; COMMIT and the session reset with the checkpoint.
+      // step settings (a connection's first step) with the step's statement; COMMIT and the session
+      // reset with the checkpoint.
       const sameTrip = top
-        .filter((r) => /^(BEGIN|COMMIT|SELECT df\._reset_session\(\))$|^SELECT pg_catalog\.set_config\(\$1, \$2, \$3\)/.test(r.query.trim()))
+        .filter((r) => /^(BEGIN|COMMIT|SELECT df\._reset_session\(\))$|^SELECT pg_catalog\.set_config\(\$1, \$2, \$3\)|^WITH reset AS MATERIALIZED \(SELECT df\._reset_session\(\)\)/.test(r.query.trim()))
         .reduce((a, r) => a + r.calls, 0);
       // And a checkpoint that is not its instance's last rides in the flight of the instance's next
       // step (src/worker/steps.ts, Parked): in these linear chains, all but one per instance.

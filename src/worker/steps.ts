@@ -102,10 +102,10 @@ class PreviousStep extends Error {
 /**
  * A SQL step that ran and whose checkpoint is written but not yet sent: its transaction stays open
  * on its connection (holding its step slot) until the instance's next step, if that is a SQL step
- * in the same database, takes it over and sends `checkpoint; COMMIT; reset; BEGIN; settings;
- * statement` as one flight — one round trip per chained step instead of two. Whatever else the
- * instance does next first commits it (`commitParked`: checkpoint, COMMIT, reset), and so does the event
- * loop's next turn (setImmediate) when nothing took it: a chain's next step arrives in the same
+ * in the same database, takes it over and sends `checkpoint; COMMIT; reset; BEGIN; statement` as
+ * one flight — one round trip per chained step instead of two. Whatever else the instance does
+ * next first commits it (`commitParked`: checkpoint, COMMIT, reset), and so does the event loop's
+ * next turn (setImmediate) when nothing took it: a chain's next step arrives in the same
  * turn, as promise continuations, so a parked transaction never waits on I/O or a timer.
  */
 interface Parked {
@@ -127,8 +127,10 @@ const NEEDS_AUTOCOMMIT = new Set(['25001', '2D000']);
  * role default such as `DateStyle = 'SQL, DMY'` or `extra_float_digits = 0` would fail every
  * date/time column or round floats (the original reads binary values and is immune). So steps run
  * with ISO output (setting only the output style keeps the session's DMY/MDY order for ambiguous
- * input) and shortest-precise floats, and with df.in_workflow on. One statement: `is_local` is
- * `true` inside the step's transaction, `false` on the autocommit path.
+ * input) and shortest-precise floats, and with df.in_workflow on. On a step connection of the home
+ * database they are session settings that the reset after every step puts back (RESET_SESSION),
+ * so a step's flight carries them only on a connection's first step (`ready`); elsewhere one
+ * statement in the step's transaction (`is_local`), or before the autocommit path's statement.
  */
 const stepSettings = (local: boolean) =>
   `SELECT pg_catalog.set_config('df.in_workflow', 'true', ${local}), pg_catalog.set_config('DateStyle', 'ISO', ${local}), ` +
@@ -141,11 +143,12 @@ const stepSettings = (local: boolean) =>
  * (src/sql/55_session.sql) instead of seven statements, each of which PostgreSQL parsed, planned
  * and ran through a portal of its own at every step.
  */
-const RESET_SESSION = 'SELECT df._reset_session()';
+const RESET_SESSION = `WITH reset AS MATERIALIZED (SELECT df._reset_session()) ${stepSettings(false)} FROM reset`;
 /** The same as statements, for a step in another database (which need not have pg_durable). */
 const RESET_ANYWHERE = ['CLOSE ALL', 'RESET ROLE', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'].join('; ');
-/** Sent with a step's statement: its transaction and settings. */
-const STEP_PRELUDE = ['BEGIN', stepSettings(true)];
+/** Sent with a step's statement: its transaction, and its settings on a connection's first step (see stepSettings). */
+const STEP_PRELUDE = ['BEGIN'];
+const FIRST_STEP_PRELUDE = ['BEGIN', stepSettings(true)];
 /** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
 const STEP_EPILOGUE = ['COMMIT', RESET_SESSION];
 /** Connection failures that patience will not fix: bad role/login, missing database. */
@@ -199,6 +202,8 @@ export class StepRunner {
   private readonly slots: Semaphore;
   /** At most one per instance (see Parked). */
   private readonly parked = new Map<string, Parked>();
+  /** Home step connections whose session has the step settings (set by their last reset: stepSettings). */
+  private readonly ready = new WeakSet<pg.ClientBase>();
   private typeNames: Map<number, string> | null = null;
   /** The worker's own database: checkpoints live there. */
   readonly home: string;
@@ -337,6 +342,7 @@ export class StepRunner {
       try {
         await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint as pg.QueryConfig, [], STEP_EPILOGUE)); // metrics
         clean = true;
+        this.ready.add(h.client);
       } catch (failure) {
         if (failure instanceof PipelineError && failure.completed >= 2) {
           broken = true; // committed; only the reset failed
@@ -370,12 +376,14 @@ export class StepRunner {
 
   /**
    * The flight of a step that takes over the previous step's parked transaction (see Parked):
-   * that step's checkpoint, COMMIT and reset, then this step's BEGIN, settings and statement. A
+   * that step's checkpoint, COMMIT and reset, then this step's BEGIN and statement. A
    * failure of this statement is thrown as is; anything before it as PreviousStep.
    */
   private async chainedFlight(client: pg.PoolClient, query: pg.QueryConfig, previous: Parked): Promise<pg.QueryResult<unknown[]>> {
     try {
-      return await metrics.checkpoint('step', () => pipelined<unknown[]>(client, query, [previous.checkpoint, ...STEP_EPILOGUE, ...STEP_PRELUDE])); // metrics
+      const result = await metrics.checkpoint('step', () => pipelined<unknown[]>(client, query, [previous.checkpoint, ...STEP_EPILOGUE, ...STEP_PRELUDE])); // metrics
+      this.ready.add(client);
+      return result;
     } catch (failure) {
       const completed = failure instanceof PipelineError ? failure.completed : -1;
       if (completed === 1 + STEP_EPILOGUE.length + STEP_PRELUDE.length) throw failure;
@@ -423,7 +431,9 @@ export class StepRunner {
       try {
         // One round trip: BEGIN, the step's settings, the statement (src/worker/pipeline.ts), after
         // the previous step's checkpoint, COMMIT and reset when it is parked on this connection.
-        result = held ? await this.chainedFlight(client, query, held) : await pipelined<unknown[]>(client, query, STEP_PRELUDE);
+        result = held
+          ? await this.chainedFlight(client, query, held)
+          : await pipelined<unknown[]>(client, query, this.ready.has(client) ? STEP_PRELUDE : FIRST_STEP_PRELUDE);
       } catch (failure) {
         if (failure instanceof PreviousStep) {
           broken = failure.broken;
@@ -460,7 +470,7 @@ export class StepRunner {
       }
       try {
         // One round trip: the checkpoint, COMMIT, the session reset.
-        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params }, [], STEP_EPILOGUE).then(() => { clean = true; }), json)); // metrics
+        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params }, [], STEP_EPILOGUE).then(() => { clean = true; this.ready.add(client); }), json)); // metrics
       } catch (failure) {
         if (failure instanceof PipelineError && failure.completed >= 2) {
           // The checkpoint and COMMIT went through; only resetting the session failed: the step
@@ -800,6 +810,7 @@ export class StepRunner {
     if (!broken && reset !== null) {
       try {
         await client.query(reset);
+        if (reset === RESET_SESSION) this.ready.add(client);
       } catch {
         broken = true;
       }

@@ -116,6 +116,28 @@ describe('typed results: one step per type, df.result text exactly', () => {
     }
   });
 
+  it('the output settings hold for every step of a connection, not only its first: a chain, a later instance, after a step changed them', async () => {
+    const odd = await createTenant(f.db, 'datestyle_again');
+    await f.admin.query(`ALTER ROLE ${pg.escapeIdentifier(odd)} SET DateStyle = 'SQL, DMY'`);
+    await f.admin.query(`ALTER ROLE ${pg.escapeIdentifier(odd)} SET extra_float_digits = 0`);
+    const c = new pg.Client({ connectionString: url(f.db, odd) });
+    await c.connect();
+    try {
+      const step = "SELECT '01/02/2024'::date AS dmy, 0.1::float8 + 0.2::float8 AS f8, current_setting('df.in_workflow') AS w";
+      const expected = '{"rows":[{"dmy":"2024-02-01","f8":0.30000000000000004,"w":"true"}],"row_count":1}';
+      const chain = [step, "SET DateStyle = 'German'", 'SET extra_float_digits = 0', step].map(lit).join(' ~> ');
+      for (const graph of [chain, lit(step)]) {
+        const id = await scalar<string>(c, `SELECT df.start(${graph})`);
+        expect(await waitFor(c, id)).toBe('completed');
+        expect(await f.output(id)).toBe(expected);
+        const first = await scalar<string>(f.admin, "SELECT n.result::text FROM df.nodes n WHERE n.instance_id = $1 AND n.node_type = 'SQL' AND n.query = $2 LIMIT 1", [id, step]);
+        expect(JSON.parse(first)).toEqual(JSON.parse(expected));
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
   it('INSERT without RETURNING gives no rows and row_count 0 (returned rows, not affected rows)', async () => {
     const [r] = await runAll(['INSERT INTO t_plain (x) VALUES (1), (2)']);
     expect(r.status).toBe('completed');
