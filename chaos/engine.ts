@@ -330,7 +330,7 @@ export async function runChaos(opts: ChaosOptions, envIn?: Env): Promise<Report>
     const byKind: Record<string, number> = {};
     for (const s of started) byKind[s.spec.kind] = (byKind[s.spec.kind] ?? 0) + 1;
     const workerLog: Record<string, number> = {};
-    for (const m of ['instance started', 'instance resumed', 'instance completed', 'instance failed', 'lease lost (cancelled, finished or taken over); stopping this run', 'transient failure in SQL step, retrying', 'claim failed; backing off', 'notification connection lost; reconnecting', 'instance run failed unexpectedly; retrying it in 5 s', 'prepared transaction settled', 'COMMIT PREPARED deferred to recovery']) {
+    for (const m of ['instance started', 'instance resumed', 'instance completed', 'instance failed', 'lease lost (cancelled, finished or taken over); stopping this run', 'transient failure in SQL step, retrying', 'claim failed; backing off', 'notification connection lost; reconnecting', 'instance run failed unexpectedly; retrying it in 5 s', 'prepared transaction settled', 'COMMIT PREPARED deferred to recovery', 'checkpoint lost; resuming the instance from its last checkpoint']) {
       workerLog[m] = pool.stats.messages.get(m) ?? 0;
     }
     const report: Report = {
