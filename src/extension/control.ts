@@ -7,7 +7,7 @@ import { ensureStrict } from '../core/ensure';
 import { validateGraph } from '../core/validate';
 import { flattenGraph, newNodeId } from '../core/flatten';
 import { MAX_DEFINITION_BYTES, MAX_LABEL_BYTES, MAX_NAME_BYTES, MAX_VALUE_BYTES, tooLarge } from '../core/limits';
-import { exec, one, query, warning } from './db';
+import { exec, execKept, one, query, queryKept, warning } from './db';
 import { adminSetting, forbidInWorkflow, markNonFutureHelper, nonFutureHelperFor, requireNonNull, settingIsOn } from './session';
 
 const TERMINAL = ['completed', 'failed', 'cancelled'];
@@ -46,12 +46,13 @@ export function start(fut: string | null, label: string | null, database: string
   for (let i = 0; i < rows.length; i += NODE_BATCH) {
     const batch = rows.slice(i, i + NODE_BATCH);
     try {
-      exec(
+      execKept(
         `INSERT INTO df.nodes (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database)
          SELECT r.id, $1::text, r.node_type, r.query, r.result_name, r.left_node, r.right_node,
                 pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)::pg_catalog.regrole, $2::text
            FROM pg_catalog.jsonb_to_recordset($3::text::pg_catalog.jsonb)
                 AS r(id text, node_type text, query text, result_name text, left_node text, right_node text)`,
+        ['text', 'text', 'text'],
         [id, database, JSON.stringify(batch)],
       );
     } catch (err) {
@@ -63,8 +64,9 @@ export function start(fut: string | null, label: string | null, database: string
 
 /** The identity a start captures (API §6.1 steps 3-4): current_user, which must have LOGIN. */
 function loginRole(): { role: string; superuser: boolean } {
-  const me = one<{ role: string; login: boolean; superuser: boolean }>(
+  const [me] = queryKept<{ role: string; login: boolean; superuser: boolean }>(
     'SELECT r.rolname::text AS role, r.rolcanlogin AS login, r.rolsuper AS superuser FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER',
+    [],
   );
   if (!me) throw new DfError('current_user has no pg_roles entry');
   if (!me.login) {
@@ -148,10 +150,11 @@ function notTooDeep<T>(fn: () => T): T {
 
 function reserveInstance(label: string | null, rootId: string, database: string | null): string {
   for (let attempt = 0; attempt < ID_ATTEMPTS; attempt++) {
-    const rows = query<{ id: string }>(
+    const rows = queryKept<{ id: string }>(
       `INSERT INTO df.instances (id, label, root_node, submitted_by, database)
        VALUES ($1::text, $2::text, $3::text, pg_catalog.quote_ident(CURRENT_USER::pg_catalog.text)::pg_catalog.regrole, $4::text)
        ON CONFLICT (id) DO NOTHING RETURNING id`,
+      ['text', 'text', 'text', 'text'],
       [newNodeId(), label, rootId, database],
     );
     if (rows.length === 1) return rows[0].id;

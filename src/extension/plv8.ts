@@ -15,6 +15,13 @@ export interface Plv8 {
   /** Runs fn in a subtransaction: any exception rolls back everything fn did, then propagates. */
   subtransaction<T>(fn: () => T): T;
   find_function(name: string): (...args: unknown[]) => unknown;
+  /** A plan kept for the session (SPI_saveplan), for the parameter types given. */
+  prepare(sql: string, types: string[]): Plv8Plan;
+}
+
+export interface Plv8Plan {
+  /** As Plv8.execute, with the plan's parameter types. */
+  execute(params?: unknown[]): Record<string, unknown>[] | number;
 }
 
 declare global {

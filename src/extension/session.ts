@@ -3,10 +3,10 @@
  * "non-future helper" marker (API §5.3) that catches df.setvar(...) used as a workflow step.
  */
 import { DfError } from '../core/errors';
-import { one, query } from './db';
+import { one, query, queryKept } from './db';
 
 export function inWorkflow(): boolean {
-  const row = one<{ v: string | null }>("SELECT pg_catalog.current_setting('df.in_workflow', true) AS v");
+  const [row] = queryKept<{ v: string | null }>("SELECT pg_catalog.current_setting('df.in_workflow', true) AS v", []);
   return row?.v === 'true';
 }
 
@@ -29,8 +29,9 @@ export function markNonFutureHelper(name: string): void {
 export function nonFutureHelperFor(stepArgs: (string | null)[]): string | null {
   const needsCheck = stepArgs.some((a) => a !== null && !a.trimStart().startsWith('{'));
   if (!needsCheck) return null;
-  const row = one<{ v: string | null; ts: string }>(
+  const [row] = queryKept<{ v: string | null; ts: string }>(
     "SELECT pg_catalog.current_setting('df.non_future_helper', true) AS v, pg_catalog.statement_timestamp()::text AS ts",
+    [],
   );
   if (!row || !row.v) return null;
   const nl = row.v.indexOf('\n');

@@ -150,7 +150,24 @@ function reply(): Msg {
 
 function execute(sql: string, ...rest: unknown[]): unknown {
   const params = rest.length === 1 && Array.isArray(rest[0]) ? (rest[0] as unknown[]) : rest;
-  send({ op: 'execute', sql: String(sql), params: params.map(toSqlValue), types: params.map(paramType) });
+  return run(String(sql), params, params.map(paramType));
+}
+
+/** plv8.prepare(sql, types): a plan with the given parameter types (bridge.py keeps one per sql and types). */
+function prepare(sql: string, ...rest: unknown[]): { execute(...args: unknown[]): unknown } {
+  const declared = (rest.length === 1 && Array.isArray(rest[0]) ? (rest[0] as unknown[]) : rest).map(String);
+  const text = String(sql);
+  const plan = ctxObject();
+  plan.execute = (...args: unknown[]): unknown => {
+    const params = args.length === 1 && Array.isArray(args[0]) ? (args[0] as unknown[]) : args;
+    if (params.length !== declared.length) throw ctxError(`plan expected ${declared.length} argument(s), given is ${params.length}`);
+    return run(text, params, declared);
+  };
+  return plan as unknown as { execute(...args: unknown[]): unknown };
+}
+
+function run(sql: string, params: unknown[], types: string[]): unknown {
+  send({ op: 'execute', sql, params: params.map(toSqlValue), types });
   const r = reply();
   if (!r.ok) {
     const err = ctxError(r.message);
@@ -161,7 +178,7 @@ function execute(sql: string, ...rest: unknown[]): unknown {
     err.hint = r.hint ?? null;
     // plv8 attaches the server's error context; for an error of the statement itself that is the
     // line below (errors deeper down have more lines, which PL/Python does not pass on).
-    err.context = `SQL statement "${String(sql)}"`;
+    err.context = `SQL statement "${sql}"`;
     throw err;
   }
   if (r.count !== undefined) return r.count;
@@ -230,6 +247,7 @@ function findFunction(name: string): (...args: unknown[]) => unknown {
 Object.assign(context, LEVELS, {
   plv8: {
     execute,
+    prepare,
     elog,
     subtransaction,
     find_function: findFunction,

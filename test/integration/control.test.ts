@@ -226,3 +226,21 @@ describe('variables', () => {
     });
   });
 });
+
+describe('df.start in a long session', () => {
+  it('keeps its plans for the session, and they follow a re-created pg_durable and a changed table', async () => {
+    const db = await freshDatabase('kept_plans');
+    await withPg(db, async (c) => {
+      await c.query('SET pg_durable.enable_superuser_instances = on');
+      const first = await scalar<string>(c, "SELECT df.start('SELECT 1')");
+      await c.query('DROP EXTENSION pg_durable CASCADE');
+      await c.query('CREATE EXTENSION pg_durable');
+      const second = await scalar<string>(c, "SELECT df.start('SELECT 2')");
+      await c.query('ALTER TABLE df.instances ADD COLUMN note text');
+      const third = await scalar<string>(c, "SELECT df.start('SELECT 3')");
+      const rows = await c.query<{ id: string; q: string }>('SELECT i.id, n.query AS q FROM df.instances i JOIN df.nodes n ON n.instance_id = i.id ORDER BY n.query');
+      expect(rows.rows).toEqual([{ id: second, q: 'SELECT 2' }, { id: third, q: 'SELECT 3' }]);
+      expect(first).not.toBe(second);
+    });
+  });
+});
