@@ -46,7 +46,7 @@ export class WorkerMetrics {
   });
   readonly checkpointSeconds = new Histogram({
     name: 'pg_durable_worker_checkpoint_duration_seconds',
-    help: "Durable writes through df._commit: kind=step (a SQL step's checkpoint and COMMIT, on its own connection) or write (other transitions)",
+    help: "Durable writes through df._commit: kind=step (a SQL step's checkpoint and COMMIT, on its own connection; for a step of a chain, the one flight that also starts the next step) or write (other transitions)",
     labelNames: ['kind'] as const,
     buckets: LATENCY_BUCKETS,
     registers: [this.registry],
