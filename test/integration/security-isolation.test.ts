@@ -38,9 +38,6 @@ afterAll(async () => {
 const lit = (s: string) => pg.escapeLiteral(s);
 const start = (c: pg.Client, expr: string, label: string | null = null) => scalar<string>(c, `SELECT df.start(${expr}, $1)`, [label]);
 const rowOf = async (c: pg.Client, id: string) => JSON.parse((await scalar<string>(c, 'SELECT df.result($1)', [id]))!).rows[0];
-/** The failure text stored on the root node (visible to the superuser whoever owns the instance). */
-const rootError = (id: string) =>
-  scalar<string>(admin, 'SELECT n.result #>> \'{}\' FROM df.instances i JOIN df.nodes n ON n.instance_id = i.id AND n.id = i.root_node WHERE i.id = $1', [id]);
 const lastFailure = (id: string) =>
   scalar<string>(admin, "SELECT n.result #>> '{}' FROM df.nodes n WHERE n.instance_id = $1 AND n.status = 'failed' ORDER BY n.node_type = 'SQL' DESC, n.updated_at LIMIT 1", [id]);
 
