@@ -24,24 +24,23 @@ export function one<T extends Row = Row>(sql: string, params: unknown[] = []): T
  */
 const kept = new Map<string, Plv8Plan>();
 
-export function queryKept<T extends Row = Row>(sql: string, types: string[], params: unknown[] = []): T[] {
+function keptPlan(sql: string, types: string[]): Plv8Plan {
   let plan = kept.get(sql);
   if (plan === undefined) {
     plan = plv8.prepare(sql, types);
     kept.set(sql, plan);
   }
-  const result = plan.execute(params);
+  return plan;
+}
+
+export function queryKept<T extends Row = Row>(sql: string, types: string[], params: unknown[] = []): T[] {
+  const result = keptPlan(sql, types).execute(params);
   if (typeof result === 'number') throw new Error(`internal: expected rows from: ${sql}`);
   return result as T[];
 }
 
 export function execKept(sql: string, types: string[], params: unknown[] = []): number {
-  let plan = kept.get(sql);
-  if (plan === undefined) {
-    plan = plv8.prepare(sql, types);
-    kept.set(sql, plan);
-  }
-  const result = plan.execute(params);
+  const result = keptPlan(sql, types).execute(params);
   return typeof result === 'number' ? result : result.length;
 }
 

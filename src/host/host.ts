@@ -148,18 +148,21 @@ function reply(): Msg {
   }
 }
 
+/** plv8 takes a list either as one array argument or as the trailing arguments. */
+const listOf = (rest: unknown[]): unknown[] => (rest.length === 1 && Array.isArray(rest[0]) ? (rest[0] as unknown[]) : rest);
+
 function execute(sql: string, ...rest: unknown[]): unknown {
-  const params = rest.length === 1 && Array.isArray(rest[0]) ? (rest[0] as unknown[]) : rest;
+  const params = listOf(rest);
   return run(String(sql), params, params.map(paramType));
 }
 
 /** plv8.prepare(sql, types): a plan with the given parameter types (bridge.py keeps one per sql and types). */
 function prepare(sql: string, ...rest: unknown[]): { execute(...args: unknown[]): unknown } {
-  const declared = (rest.length === 1 && Array.isArray(rest[0]) ? (rest[0] as unknown[]) : rest).map(String);
+  const declared = listOf(rest).map(String);
   const text = String(sql);
   const plan = ctxObject();
   plan.execute = (...args: unknown[]): unknown => {
-    const params = args.length === 1 && Array.isArray(args[0]) ? (args[0] as unknown[]) : args;
+    const params = listOf(args);
     if (params.length !== declared.length) throw ctxError(`plan expected ${declared.length} argument(s), given is ${params.length}`);
     return run(text, params, declared);
   };
