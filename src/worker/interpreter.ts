@@ -188,7 +188,7 @@ export class Interpreter {
       if (startTimer) clearTimeout(startTimer);
       // The last step's checkpoint may be parked (src/worker/steps.ts): the run is over when it is
       // durable. After an error the error stands; what is parked still commits if it can.
-      const parked = this.durable();
+      const parked = this.runs.durable();
       if (ended) await parked;
       else await parked.catch(() => undefined);
     }
@@ -223,7 +223,7 @@ export class Interpreter {
    * stamped `failed` with the message, together with the instance. Worker connection only.
    */
   async abandon(message: string): Promise<void> {
-    await this.durable().catch(() => undefined); // what did not commit is not finished
+    await this.runs.durable().catch(() => undefined); // what did not commit is not finished
     const finished = this.runs.withPending([]).events.filter((e) => e.status !== 'running');
     if (finished.length > 0) {
       await this.runs.commit(() => this.deps.store.commit(this.inst.id, this.inst.token, finished));
@@ -242,24 +242,8 @@ export class Interpreter {
 
   // ---- durable writes -------------------------------------------------------------------------
 
-  /** A durable write (RunLog.write); a refused held-back step means the instance has not ended. */
-  private async write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
-    try {
-      await this.runs.write(events, transition, output);
-    } catch (err) {
-      if (err instanceof ParkedCheckpointFailed) this.instanceDone = false;
-      throw err;
-    }
-  }
-
-  /** Makes a held-back step checkpoint durable (RunLog.durable). */
-  private async durable(): Promise<void> {
-    try {
-      await this.runs.durable();
-    } catch (err) {
-      if (err instanceof ParkedCheckpointFailed) this.instanceDone = false;
-      throw err;
-    }
+  private write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
+    return this.runs.write(events, transition, output);
   }
 
   private defer(events: NodeEvent[]): void {
@@ -438,7 +422,6 @@ export class Interpreter {
       // The previous step's held-back checkpoint was refused: that step is where the path ends.
       if (err instanceof ParkedCheckpointFailed) {
         this.runs.revert();
-        this.instanceDone = false;
       }
       // An error that ends the run (not a node failure): the step is where the failing path ends.
       else if (!(err instanceof Aborted) && !(err instanceof LeaseLost)) this.record([{ node: node.id, stamp: scope.stamp, status: 'running' }]);
@@ -537,7 +520,7 @@ export class Interpreter {
   private async http(node: TreeNode, scope: Scope, multipart: boolean): Promise<Outcome> {
     await this.started(node, scope);
     // An external effect waits until the steps before it are durable.
-    await this.durable();
+    await this.runs.durable();
     const ctx = this.substitution(scope);
     try {
       const cfg = config<Record<string, unknown>>(node);

@@ -125,7 +125,11 @@ export class RunLog {
     }
   }
 
-  /** A SQL step's checkpoint (its batch, taken from pending) went into the step's transaction: held back or durable. */
+  /**
+   * A SQL step's checkpoint (its batch, taken from pending) went into the step's transaction: held
+   * back or durable. The step that completes the instance is never held back (its request does not
+   * chain), so taking a held-back step back never un-ends the instance.
+   */
   stepCommitted(batch: Batch, done: NodeEvent[], held: boolean): void {
     this.inst.started = true;
     this.committed(batch);

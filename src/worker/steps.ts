@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { PipelineError, pipelined, type Statement } from './pipeline';
+import { PipelineError, pipelined } from './pipeline';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { DfError } from '../core/errors';
 import { Aborted } from './clock';
@@ -113,7 +113,7 @@ interface Parked {
   /** The step slot it holds. */
   release: () => void;
   req: StepRequest;
-  checkpoint: Statement;
+  checkpoint: { text: string; values: (string | null)[] };
   timer: NodeJS.Immediate;
   flushing: Promise<void> | null;
 }
@@ -326,7 +326,7 @@ export class StepRunner {
   }
 
   /** Leaves a step's transaction open with its checkpoint written, for the instance's next step (see Parked). */
-  private park(client: pg.PoolClient, slot: { release: () => void; owned: boolean }, req: StepRequest, checkpoint: Statement): void {
+  private park(client: pg.PoolClient, slot: { release: () => void; owned: boolean }, req: StepRequest, checkpoint: Parked['checkpoint']): void {
     const h: Parked = { client, release: slot.release, req, checkpoint, flushing: null, timer: setImmediate(() => void this.flush(h).catch(() => undefined)) };
     slot.owned = false;
     this.parked.set(req.instance, h);
@@ -340,7 +340,7 @@ export class StepRunner {
       let broken = false;
       let clean = false;
       try {
-        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint as pg.QueryConfig, [], STEP_EPILOGUE)); // metrics
+        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint, [], STEP_EPILOGUE)); // metrics
         clean = true;
         this.ready.add(h.client);
       } catch (failure) {
@@ -429,8 +429,9 @@ export class StepRunner {
       let result: pg.QueryResult<unknown[]>;
       const query = { text: req.sql, rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig;
       try {
-        // One round trip: BEGIN, the step's settings, the statement (src/worker/pipeline.ts), after
-        // the previous step's checkpoint, COMMIT and reset when it is parked on this connection.
+        // One round trip: BEGIN (and the step settings on a connection's first step), the statement
+        // (src/worker/pipeline.ts); after the previous step's checkpoint, COMMIT and reset when it
+        // is parked on this connection.
         result = held
           ? await this.chainedFlight(client, query, held)
           : await pipelined<unknown[]>(client, query, this.ready.has(client) ? STEP_PRELUDE : FIRST_STEP_PRELUDE);
@@ -460,7 +461,7 @@ export class StepRunner {
       const json = converted.json;
       if (req.chain && !this.parked.has(req.instance)) {
         // Written now, sent with the next step or when the instance settles (see Parked).
-        let statement: Statement | null = null;
+        let statement: Parked['checkpoint'] | null = null;
         await req.checkpoint(async (sql, params) => { statement = { text: sql, values: params.map(bindValue) }; }, json);
         if (statement !== null) {
           this.park(client, slot, req, statement);
