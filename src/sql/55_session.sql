@@ -47,22 +47,31 @@ SELECT COALESCE((SELECT CASE WHEN f OPERATOR(pg_catalog.<) topn THEN false
 $$;
 
 -- The session reset of a step connection after every step (src/worker/steps.ts): what DISCARD ALL
--- does, minus DISCARD PLANS (df._commit's cached plans survive), as one call. DISCARD ALL itself
--- cannot run in a function or after COMMIT in the same batch, and the seven statements one by one
--- cost PostgreSQL a parse, a plan and a portal each at every step (docs/PERFORMANCE.md). RESET ROLE
--- undoes a step's SET ROLE, which RESET ALL leaves alone (DISCARD ALL's SET SESSION AUTHORIZATION
--- DEFAULT does it there; a step cannot change its session authorization). No SET clause: the
--- function must change the caller's session, and it names nothing a search_path could redirect.
--- Executable by PUBLIC: it only resets the caller's own session. src/worker/steps.ts keeps the
--- same list as statements (RESET_ANYWHERE) for steps in databases without pg_durable.
+-- does, minus DISCARD PLANS (df._commit's cached plans survive) and minus the worker's own
+-- prepared statements, as one call. The worker keeps the checkpoint and this reset parsed on the
+-- connection (protocol-level statements, not from_sql; src/worker/kept.ts): only the statements
+-- a step PREPAREd go. Looking for them costs 0.02 ms per step; parsing and planning the two kept
+-- statements at every step cost 0.06 ms. DISCARD ALL itself cannot run in a function or after
+-- COMMIT in the same batch, and the seven statements one by one cost PostgreSQL a parse, a plan
+-- and a portal each at every step (docs/PERFORMANCE.md). RESET ROLE undoes a step's SET ROLE,
+-- which RESET ALL leaves alone (DISCARD ALL's SET SESSION AUTHORIZATION DEFAULT does it there; a
+-- step cannot change its session authorization). No SET clause: the function must change the
+-- caller's session, and it names nothing a search_path could redirect. Executable by PUBLIC: it
+-- only resets the caller's own session. src/worker/steps.ts keeps the same list as statements
+-- (RESET_ANYWHERE, with DEALLOCATE ALL: no kept statements there) for steps in databases without
+-- pg_durable.
 CREATE FUNCTION df._reset_session() RETURNS void
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    v_name pg_catalog.text;
 BEGIN
     EXECUTE 'CLOSE ALL';
     RESET ROLE;
     RESET ALL;
-    DEALLOCATE ALL;
+    FOR v_name IN SELECT p.name FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql LOOP
+        EXECUTE pg_catalog.format('DEALLOCATE %I', v_name);
+    END LOOP;
     UNLISTEN *;
     PERFORM pg_catalog.pg_advisory_unlock_all();
     DISCARD TEMP;

@@ -16,6 +16,7 @@
  * before it (a failed COMMIT has completed = before.length + 1 for the checkpoint batch, say).
  */
 import pg from 'pg';
+import { keptName, keptOn } from './kept';
 
 type Connection = {
   parse(msg: { text: string; name?: string; types?: number[] }): void;
@@ -25,8 +26,11 @@ type Connection = {
   sync(): void;
 };
 
-/** A statement of a flight besides the query: its text, or its text and bind parameters. */
-export type Statement = string | { text: string; values: (string | null)[] };
+/**
+ * A statement of a flight: its text, or its text and bind parameters (as text); `keep`: one of
+ * the worker's own, parsed once per connection under a name (src/worker/kept.ts).
+ */
+export type Statement = string | { text: string; values: (string | null)[]; keep?: boolean };
 
 export class PipelineError extends Error {
   constructor(readonly cause: Error & { code?: string }, readonly completed: number) {
@@ -37,7 +41,9 @@ export class PipelineError extends Error {
 /** pg.Query with `before` and `after` statements sent in the same flight (see the header). */
 class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig) => PgQueryInternals) {
   completed = 0;
-  constructor(config: pg.QueryConfig, private readonly before: Statement[], private readonly after: Statement[]) {
+  /** Every Parse of the flight in order: the kept statement's name, or null for an unnamed one. */
+  readonly parses: (string | null)[] = [];
+  constructor(config: pg.QueryConfig, private readonly before: Statement[], private readonly after: Statement[], private readonly keepQuery: boolean) {
     super(config);
   }
 
@@ -47,15 +53,43 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig
   }
 
   override prepare(connection: Connection): void {
-    for (const text of this.before) statement(connection, text);
-    super.prepare(connection);
+    for (const s of this.before) this.send(connection, s);
+    if (!this.keepQuery) {
+      this.parses.push(null);
+      super.prepare(connection);
+      return;
+    }
+    this.send(connection, { text: this.text, values: this.values as (string | null)[], keep: true });
+    this.finish(connection);
   }
 
   /** Called by prepare() to execute the query's portal and Sync: the `after` statements go in between. */
   _getRows(connection: Connection, rows?: number): void {
     connection.execute({ portal: this.portal ?? '', rows });
-    for (const text of this.after) statement(connection, text);
+    this.finish(connection);
+  }
+
+  private finish(connection: Connection): void {
+    for (const s of this.after) this.send(connection, s);
     connection.sync();
+  }
+
+  private send(connection: Connection, s: Statement): void {
+    const { text, values, keep } = typeof s === 'string' ? { text: s, values: [], keep: false } : s;
+    let name = '';
+    if (keep) {
+      name = keptName(text);
+      if (!keptOn(connection).has(name)) {
+        connection.parse({ text, name });
+        this.parses.push(name);
+      }
+    } else {
+      connection.parse({ text, name: '' });
+      this.parses.push(null);
+    }
+    connection.bind({ portal: '', statement: name, values });
+    connection.describe({ type: 'P', name: '' });
+    connection.execute({ portal: '', rows: 0 });
   }
 
   override handleCommandComplete(msg: unknown, connection: Connection): void {
@@ -70,6 +104,8 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig
 }
 
 interface PgQueryInternals {
+  text: string;
+  values?: unknown[];
   portal?: string;
   prepare(connection: Connection): void;
   handleCommandComplete(msg: unknown, connection: Connection): void;
@@ -78,29 +114,38 @@ interface PgQueryInternals {
   on(event: 'error', listener: (err: Error & { code?: string }) => void): void;
 }
 
-function statement(connection: Connection, s: Statement): void {
-  const { text, values } = typeof s === 'string' ? { text: s, values: [] } : s;
-  connection.parse({ text, name: '' });
-  connection.bind({ portal: '', statement: '', values });
-  connection.describe({ type: 'P', name: '' });
-  connection.execute({ portal: '', rows: 0 });
-}
-
 /**
  * Runs `before`, the query, `after` in one round trip; resolves to the query's own result. Rejects
  * with a PipelineError (the server's error and how many statements completed before it), or with
- * the connection's error as is when the connection fails.
+ * the connection's error as is when the connection fails. `keepQuery`: the query is one of the
+ * worker's own, kept like a Statement with `keep` (its values must be text already).
  */
 export function pipelined<R extends pg.QueryResultRow = pg.QueryResultRow>(
   client: pg.ClientBase,
   config: pg.QueryConfig,
   before: Statement[],
   after: Statement[] = [],
+  keepQuery = false,
 ): Promise<pg.QueryResult<R>> {
-  const q = new PipelinedQuery(config, before, after);
+  const q = new PipelinedQuery(config, before, after, keepQuery);
+  // A kept statement exists on the server once its ParseComplete came back; an error skips every
+  // later message of the flight, so the count of ParseCompletes says which Parses took effect.
+  const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;
+  let parsed = 0;
+  const onParsed = () => void parsed++;
+  connection.on('parseComplete', onParsed);
+  const settle = () => {
+    connection.removeListener('parseComplete', onParsed);
+    const kept = keptOn(connection);
+    q.parses.slice(0, parsed).forEach((name) => name !== null && kept.add(name));
+  };
   return new Promise((resolve, reject) => {
-    q.on('error', (err) => reject(isServerError(err) ? new PipelineError(err, q.completed) : err));
+    q.on('error', (err) => {
+      settle();
+      reject(isServerError(err) ? new PipelineError(err, q.completed) : err);
+    });
     q.on('end', (results) => {
+      settle();
       // One result per statement that produced one; the query's own comes right after `before`'s.
       const all = Array.isArray(results) ? results : results ? [results] : [];
       resolve((all[before.length] ?? all[all.length - 1]) as pg.QueryResult<R>);

@@ -24,7 +24,8 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
-import { PipelineError, pipelined } from './pipeline';
+import { keptStatementGone } from './kept';
+import { PipelineError, pipelined, type Statement } from './pipeline';
 import { parse as parseConnectionString } from 'pg-connection-string';
 import { DfError } from '../core/errors';
 import { Aborted } from './clock';
@@ -113,7 +114,7 @@ interface Parked {
   /** The step slot it holds. */
   release: () => void;
   req: StepRequest;
-  checkpoint: { text: string; values: (string | null)[] };
+  checkpoint: { text: string; values: (string | null)[]; keep: boolean };
   timer: NodeJS.Immediate;
   flushing: Promise<void> | null;
 }
@@ -144,13 +145,15 @@ const stepSettings = (local: boolean) =>
  * and ran through a portal of its own at every step.
  */
 const RESET_SESSION = `WITH reset AS MATERIALIZED (SELECT df._reset_session()) ${stepSettings(false)} FROM reset`;
+/** The same, kept parsed on the connection (src/worker/kept.ts). */
+const KEPT_RESET: Statement = { text: RESET_SESSION, values: [], keep: true };
 /** The same as statements, for a step in another database (which need not have pg_durable). */
 const RESET_ANYWHERE = ['CLOSE ALL', 'RESET ROLE', 'RESET ALL', 'DEALLOCATE ALL', 'UNLISTEN *', 'SELECT pg_catalog.pg_advisory_unlock_all()', 'DISCARD TEMP', 'DISCARD SEQUENCES'].join('; ');
 /** Sent with a step's statement: its transaction, and its settings on a connection's first step (see stepSettings). */
 const STEP_PRELUDE = ['BEGIN'];
 const FIRST_STEP_PRELUDE = ['BEGIN', stepSettings(true)];
 /** Sent with a step's checkpoint: COMMIT, then the session reset (the connection goes back clean). */
-const STEP_EPILOGUE = ['COMMIT', RESET_SESSION];
+const epilogue = (keep: boolean): Statement[] => ['COMMIT', keep ? KEPT_RESET : RESET_SESSION];
 /** Connection failures that patience will not fix: bad role/login, missing database. */
 const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
 /** How often prepared transactions left behind by crashed steps are looked for (besides at claim). */
@@ -204,6 +207,8 @@ export class StepRunner {
   private readonly parked = new Map<string, Parked>();
   /** Home step connections whose session has the step settings (set by their last reset: stepSettings). */
   private readonly ready = new WeakSet<pg.ClientBase>();
+  /** Pools whose steps deallocate: their checkpoints and resets are parsed at every use (src/worker/kept.ts). */
+  private readonly unkept = new WeakSet<pg.Pool>();
   private typeNames: Map<number, string> | null = null;
   /** The worker's own database: checkpoints live there. */
   readonly home: string;
@@ -340,7 +345,7 @@ export class StepRunner {
       let broken = false;
       let clean = false;
       try {
-        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint, [], STEP_EPILOGUE)); // metrics
+        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint, [], epilogue(h.checkpoint.keep), h.checkpoint.keep)); // metrics
         clean = true;
         this.ready.add(h.client);
       } catch (failure) {
@@ -367,6 +372,12 @@ export class StepRunner {
   private async checkpointFailed(h: Parked, failure: unknown): Promise<void> {
     const err = failure instanceof PipelineError ? failure.cause : failure;
     if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
+    if (keptStatementGone(err)) {
+      // The step deallocated our checkpoint statement (inside a function, or the tag would have
+      // said so): it rolled back, and runs again with statements parsed at every use.
+      this.stopKeeping(h.req);
+      throw new CheckpointLost(h.req.node, (err as Error).message);
+    }
     if (isTransient(err)) {
       if ((await h.req.recorded()) !== null) return;
       throw new CheckpointLost(h.req.node, (err as Error).message);
@@ -380,13 +391,14 @@ export class StepRunner {
    * failure of this statement is thrown as is; anything before it as PreviousStep.
    */
   private async chainedFlight(client: pg.PoolClient, query: pg.QueryConfig, previous: Parked): Promise<pg.QueryResult<unknown[]>> {
+    const before = [previous.checkpoint, ...epilogue(previous.checkpoint.keep), ...STEP_PRELUDE];
     try {
-      const result = await metrics.checkpoint('step', () => pipelined<unknown[]>(client, query, [previous.checkpoint, ...STEP_EPILOGUE, ...STEP_PRELUDE])); // metrics
+      const result = await metrics.checkpoint('step', () => pipelined<unknown[]>(client, query, before)); // metrics
       this.ready.add(client);
       return result;
     } catch (failure) {
       const completed = failure instanceof PipelineError ? failure.completed : -1;
-      if (completed === 1 + STEP_EPILOGUE.length + STEP_PRELUDE.length) throw failure;
+      if (completed === before.length) throw failure;
       if (completed < 2) {
         // Not even the checkpoint and its COMMIT went through, or nobody knows (connection lost).
         let usable = completed >= 0;
@@ -451,6 +463,7 @@ export class StepRunner {
         }
         return { kind: 'fail', error: `SQL execution failed: ${e.message}` };
       }
+      this.noteCommand(req, result.command);
       // Unlike the original, the statement has not committed yet: a result we cannot store (an
       // unsupported type, too large, nested too deeply) rolls back with the failure.
       const converted = this.convert(result, 'the statement was rolled back');
@@ -462,7 +475,7 @@ export class StepRunner {
       if (req.chain && !this.parked.has(req.instance)) {
         // Written now, sent with the next step or when the instance settles (see Parked).
         let statement: Parked['checkpoint'] | null = null;
-        await req.checkpoint(async (sql, params) => { statement = { text: sql, values: params.map(bindValue) }; }, json);
+        await req.checkpoint(async (sql, params) => { statement = { text: sql, values: params.map(bindValue), keep: this.keeps(req) }; }, json);
         if (statement !== null) {
           this.park(client, slot, req, statement);
           parked = true;
@@ -471,7 +484,8 @@ export class StepRunner {
       }
       try {
         // One round trip: the checkpoint, COMMIT, the session reset.
-        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params }, [], STEP_EPILOGUE).then(() => { clean = true; this.ready.add(client); }), json)); // metrics
+        const keep = this.keeps(req);
+        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params.map(bindValue) }, [], epilogue(keep), keep).then(() => { clean = true; this.ready.add(client); }), json)); // metrics
       } catch (failure) {
         if (failure instanceof PipelineError && failure.completed >= 2) {
           // The checkpoint and COMMIT went through; only resetting the session failed: the step
@@ -483,6 +497,11 @@ export class StepRunner {
         await client.query('ROLLBACK').catch(() => { broken = true; });
         if ((err as { code?: string }).code === 'PD001') throw new LeaseLost((err as Error).message);
         if (req.signal.aborted) throw new Aborted();
+        if (keptStatementGone(err)) {
+          // Deallocated by the step inside a function (see checkpointFailed): rolled back; again.
+          this.stopKeeping(req);
+          throw Object.assign(new Error(`the step deallocated the worker's checkpoint statement; it rolled back and runs again: ${(err as Error).message}`), { code: '08000' });
+        }
         if (isTransient(err)) {
           broken = true;
           throw new AmbiguousCommit(err);
@@ -767,6 +786,7 @@ export class StepRunner {
     await client.query(stepSettings(false));
     try {
       const r = await client.query<unknown[]>({ text: req.sql, queryMode: 'extended', rowMode: 'array', types: RAW_TEXT } as pg.QueryConfig);
+      this.noteCommand(req, r.command);
       const converted = this.convert(r, 'the statement has already committed (it ran in autocommit)');
       if ('error' in converted) return { kind: 'fail', error: converted.error };
       return { kind: 'ok', json: converted.json, checkpointed: false, note: 'ran in autocommit (cannot run inside a transaction block): at-least-once' };
@@ -804,6 +824,20 @@ export class StepRunner {
     const size = Buffer.byteLength(json, 'utf8');
     if (size > max) return { error: tooLarge(`${size} bytes`) };
     return { json };
+  }
+
+  /** Whether a step of `req`'s pool sends the checkpoint and reset as kept statements (src/worker/kept.ts). */
+  private keeps(req: StepRequest): boolean {
+    return !this.unkept.has(this.pool(req.role, req.database));
+  }
+
+  private stopKeeping(req: StepRequest): void {
+    this.unkept.add(this.pool(req.role, req.database));
+  }
+
+  /** A step that deallocates (or DISCARDs ALL, in autocommit) may have dropped our kept statements. */
+  private noteCommand(req: StepRequest, command: string | undefined): void {
+    if (command === 'DEALLOCATE' || command === 'DISCARD') this.stopKeeping(req);
   }
 
   /** Back to the pool after `reset` (null: the step's epilogue already reset it), or discarded. */

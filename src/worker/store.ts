@@ -2,9 +2,9 @@
  * Everything the worker reads and writes on its own (superuser) connections. Writes that change an
  * instance go through df._commit, fenced by the lease token; reads bypass RLS.
  */
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { NodeRow } from '../core/flatten';
+import { keptName } from './kept';
 import { isTransient, missingSetup, withRetry } from './transient';
 
 export interface Claim {
@@ -103,19 +103,13 @@ export class Store {
     this.pool.on('connect', (client) => client.on('error', () => undefined));
   }
 
-  private readonly names = new Map<string, string>();
-
   /**
    * Every worker query is a named statement: parsed and planned once per connection instead of per
    * call (the instance-load join with pg_roles spent 3x longer planning than running; see
    * docs/PERFORMANCE.md). Safe because the worker's own connections never DEALLOCATE.
    */
   private q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {
-    let name = this.names.get(sql);
-    if (name === undefined) {
-      name = `pgd_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`;
-      this.names.set(sql, name);
-    }
+    const name = keptName(sql);
     const config = { name, text: sql, values: params };
     return withRetry(() => this.pool.query<T>(config), { stop: this.stopping });
   }

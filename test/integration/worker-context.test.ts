@@ -93,9 +93,10 @@ describe('identity and workflow context', () => {
   });
 
   it('session state does not leak between steps: prepared statements, cursors, LISTENs and advisory locks are gone', async () => {
+    // The statements a step PREPAREd (from_sql); the worker's own stay (worker-kept-statements.test.ts).
     const { row } = await completedRow(
       `${lit("SELECT pg_advisory_lock(4242), set_config('work_mem', '7MB', false), pg_notify('x', 'y')")} ~> ${lit('LISTEN leak_channel')} ~> ${lit('PREPARE leak_stmt AS SELECT 1')} ~> ` +
-        lit(`SELECT (SELECT count(*) FROM pg_prepared_statements) AS prepared, (SELECT count(*) FROM pg_listening_channels()) AS listening,
+        lit(`SELECT (SELECT count(*) FROM pg_prepared_statements WHERE from_sql) AS prepared, (SELECT count(*) FROM pg_listening_channels()) AS listening,
                 (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()) AS advisory, current_setting('work_mem') AS work_mem`),
     );
     expect(row).toEqual({ prepared: 0, listening: 0, advisory: 0, work_mem: '4MB' });

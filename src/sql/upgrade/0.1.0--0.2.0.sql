@@ -617,11 +617,15 @@ ALTER TABLE df._executions DROP CONSTRAINT executions_status_chk;
 CREATE FUNCTION df._reset_session() RETURNS void
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    v_name pg_catalog.text;
 BEGIN
     EXECUTE 'CLOSE ALL';
     RESET ROLE;
     RESET ALL;
-    DEALLOCATE ALL;
+    FOR v_name IN SELECT p.name FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql LOOP
+        EXECUTE pg_catalog.format('DEALLOCATE %I', v_name);
+    END LOOP;
     UNLISTEN *;
     PERFORM pg_catalog.pg_advisory_unlock_all();
     DISCARD TEMP;
