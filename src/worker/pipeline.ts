@@ -79,7 +79,7 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig
     let name = '';
     if (keep) {
       name = keptName(text);
-      if (!keptOn(connection).has(name)) {
+      if (!keptOn(connection).has(name) && !this.parses.includes(name)) {
         connection.parse({ text, name });
         this.parses.push(name);
       }
