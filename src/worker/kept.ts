@@ -3,7 +3,7 @@
  * of the text. The management pool names every query (src/worker/store.ts); a step connection
  * keeps the checkpoint and the session reset it sends at every step (src/worker/pipeline.ts), so
  * PostgreSQL parses and plans them once per connection, not at every step: 0.04–0.06 ms less
- * server CPU per step of a 10-step chain on real plv8 (0.53–0.55 → 0.47–0.51 ms, with the reset's
+ * server CPU per step of a 10-step chain on real plv8 (0.51–0.53 → 0.47–0.48 ms, with the reset's
  * extra look at pg_prepared_statements; docs/PERFORMANCE.md).
  *
  * A step connection runs the submitter's SQL, which may DEALLOCATE (the session reset only drops
