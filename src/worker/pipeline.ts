@@ -31,6 +31,8 @@ type Connection = {
  * the worker's own, parsed once per connection under a name (src/worker/kept.ts).
  */
 export type Statement = string | { text: string; values: (string | null)[]; keep?: boolean };
+/** The query of a flight; `keep`: one of the worker's own, kept like a Statement (its values must be text already). */
+type QueryConfig = pg.QueryConfig & { keep?: boolean };
 
 export class PipelineError extends Error {
   constructor(readonly cause: Error & { code?: string }, readonly completed: number) {
@@ -43,8 +45,10 @@ class PipelinedQuery extends (pg.Query as unknown as new (config: pg.QueryConfig
   completed = 0;
   /** Every Parse of the flight in order: the kept statement's name, or null for an unnamed one. */
   readonly parses: (string | null)[] = [];
-  constructor(config: pg.QueryConfig, private readonly before: Statement[], private readonly after: Statement[], private readonly keepQuery: boolean) {
+  private readonly keepQuery: boolean;
+  constructor(config: QueryConfig, private readonly before: Statement[], private readonly after: Statement[]) {
     super(config);
+    this.keepQuery = config.keep === true;
   }
 
   /** Always the extended protocol: even an empty statement is its own Parse, never a simple Query. */
@@ -117,17 +121,15 @@ interface PgQueryInternals {
 /**
  * Runs `before`, the query, `after` in one round trip; resolves to the query's own result. Rejects
  * with a PipelineError (the server's error and how many statements completed before it), or with
- * the connection's error as is when the connection fails. `keepQuery`: the query is one of the
- * worker's own, kept like a Statement with `keep` (its values must be text already).
+ * the connection's error as is when the connection fails.
  */
 export function pipelined<R extends pg.QueryResultRow = pg.QueryResultRow>(
   client: pg.ClientBase,
-  config: pg.QueryConfig,
+  config: QueryConfig,
   before: Statement[],
   after: Statement[] = [],
-  keepQuery = false,
 ): Promise<pg.QueryResult<R>> {
-  const q = new PipelinedQuery(config, before, after, keepQuery);
+  const q = new PipelinedQuery(config, before, after);
   // A kept statement exists on the server once its ParseComplete came back; an error skips every
   // later message of the flight, so the count of ParseCompletes says which Parses took effect.
   const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection;

@@ -345,7 +345,7 @@ export class StepRunner {
       let broken = false;
       let clean = false;
       try {
-        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint, [], epilogue(h.checkpoint.keep), h.checkpoint.keep)); // metrics
+        await metrics.checkpoint('step', () => pipelined(h.client, h.checkpoint, [], epilogue(h.checkpoint.keep))); // metrics
         clean = true;
         this.ready.add(h.client);
       } catch (failure) {
@@ -485,7 +485,7 @@ export class StepRunner {
       try {
         // One round trip: the checkpoint, COMMIT, the session reset.
         const keep = this.keeps(req);
-        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params.map(bindValue) }, [], epilogue(keep), keep).then(() => { clean = true; this.ready.add(client); }), json)); // metrics
+        await metrics.checkpoint('step', () => req.checkpoint((sql, params) => pipelined(client, { text: sql, values: params.map(bindValue), keep }, [], epilogue(keep)).then(() => { clean = true; this.ready.add(client); }), json)); // metrics
       } catch (failure) {
         if (failure instanceof PipelineError && failure.completed >= 2) {
           // The checkpoint and COMMIT went through; only resetting the session failed: the step
