@@ -32,8 +32,8 @@ const CLAIM_BATCH = 50;
  * A claim costs PostgreSQL about 0.3 ms whether it takes one instance or five. While most step
  * slots are busy (fewer than 40 % free: 1–3 of 10), the loop waits CLAIM_GATHER_MS before
  * claiming, so the completions of that millisecond share one claim instead of one claim each:
- * 4 000 one-step instances took 978 claims instead of 1 327, PostgreSQL CPU per instance
- * 0.713 / 0.760 → 0.600 / 0.675 ms (docs/PERFORMANCE.md). An idle or lightly loaded worker claims
+ * 4 000 one-step instances took 950 claims instead of 1 324, PostgreSQL CPU per instance
+ * 0.677 / 0.735 → 0.632 / 0.640 ms (docs/PERFORMANCE.md). An idle or lightly loaded worker claims
  * at once, so a lone start is not delayed.
  */
 const CLAIM_GATHER_MS = 1;
