@@ -56,6 +56,11 @@ export class WorkerMetrics {
     help: 'Instances claimed from df._work',
     registers: [this.registry],
   });
+  readonly claims = new Counter({
+    name: 'pg_durable_worker_claims_total',
+    help: 'Claims (round trips to df._work), empty ones included; instances_claimed_total / claims_total is how many instances a claim takes',
+    registers: [this.registry],
+  });
   readonly takeovers = new Counter({
     name: 'pg_durable_worker_lease_takeovers_total',
     help: 'Claims that resumed an instance with recorded progress: its previous lease expired (a crashed or stopped worker) or was handed back',

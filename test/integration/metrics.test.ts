@@ -43,8 +43,8 @@ async function metricsAddress(w: WorkerHandle): Promise<string> {
 
 type Scrape = Map<string, Family> & { text: string };
 
-async function scrape(): Promise<Scrape> {
-  const res = await fetch(`${base}/metrics`);
+async function scrape(address = base): Promise<Scrape> {
+  const res = await fetch(`${address}/metrics`);
   expect(res.status).toBe(200);
   expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
   const text = await res.text();
@@ -100,7 +100,8 @@ describe('/metrics', () => {
     const m = await scrape();
     for (const name of [
       'pg_durable_worker_steps_total', 'pg_durable_worker_step_retries_total', 'pg_durable_worker_step_duration_seconds',
-      'pg_durable_worker_checkpoint_duration_seconds', 'pg_durable_worker_instances_claimed_total', 'pg_durable_worker_instances_active',
+      'pg_durable_worker_checkpoint_duration_seconds', 'pg_durable_worker_instances_claimed_total', 'pg_durable_worker_claims_total',
+      'pg_durable_worker_instances_active',
       'pg_durable_worker_instances_running', 'pg_durable_worker_instances_waiting', 'pg_durable_worker_lease_takeovers_total',
       'pg_durable_worker_transient_faults_total', 'pg_durable_worker_http_egress_blocked_total', 'pg_durable_worker_heartbeat_age_seconds',
       'process_cpu_user_seconds_total',
@@ -127,6 +128,29 @@ describe('/metrics', () => {
     expect(moved('pg_durable_worker_checkpoint_duration_seconds', { kind: 'write' })).toBeGreaterThanOrEqual(2);
     expect(moved('pg_durable_worker_instances_claimed_total')).toBe(3);
     expect(moved('pg_durable_worker_http_egress_blocked_total')).toBe(1);
+  });
+
+  it('counts claims: an idle worker claims once per start it is woken for, not again when the instance completes', async () => {
+    const quiet = await freshDatabase('metrics_claims');
+    const user = await createTenant(quiet, 'claims_user');
+    // No timed poll during the test: every claim is one a NOTIFY or a completion asked for.
+    const w = startWorker(url(quiet), { extraArgs: ['--metrics-port', '0', '--poll-interval', '600000'] });
+    try {
+      const address = await metricsAddress(w);
+      await eventually(async () => total(await scrape(address), 'pg_durable_worker_claims_total') >= 1, 15_000, 'the first claim');
+      const before = await scrape(address);
+      for (let i = 0; i < 5; i++) {
+        const status = await asRole(quiet, user, async (c) => waitFor(c, await scalar<string>(c, `SELECT df.start('SELECT ${i} AS i')`)));
+        expect(status).toBe('completed');
+      }
+      await new Promise((r) => setTimeout(r, 300)); // room for a claim that would trail the last completion
+      const after = await scrape(address);
+      const moved = (name: string) => total(after, name) - total(before, name);
+      expect(moved('pg_durable_worker_instances_claimed_total')).toBe(5);
+      expect(moved('pg_durable_worker_claims_total')).toBe(5);
+    } finally {
+      await w.stop();
+    }
   });
 
   it('counts a transient fault by SQLSTATE when a step loses its connection, and the step is retried', async () => {
