@@ -57,6 +57,11 @@ export interface InstanceState {
    * carries the 'running' transition: a claim does not write the instance.
    */
   started: boolean;
+  /**
+   * Set when the run reaches its first leaf: from then on a SQL step holds or waits for a step
+   * slot and a wait holds none. Before, the worker counts the instance as about to take a slot.
+   */
+  stepping?: boolean;
 }
 
 export interface Deps {
@@ -355,6 +360,7 @@ export class Interpreter {
   }
 
   private async leaf(node: TreeNode, scope: Scope): Promise<Outcome> {
+    this.inst.stepping = true;
     const rec = this.recorded(scope.stamp, node);
     if (rec && rec.status !== 'running') return this.remember(node, scope, this.fromRecord(node, rec));
     // A compensating cancel: the frontier of the recorded run fails instead of running.

@@ -13,6 +13,11 @@ export class Semaphore {
     return this.size - this.available;
   }
 
+  /** Acquirers waiting for a slot. */
+  get waiting(): number {
+    return this.waiters.length;
+  }
+
   acquire(timeoutMs: number, signal?: AbortSignal): Promise<() => void> {
     const release = () => this.release();
     if (this.available > 0) {

@@ -863,6 +863,11 @@ export class StepRunner {
     this.typeNames = new Map(r.rows.map((t) => [t.oid, t.typname]));
   }
 
+  /** Steps waiting for a free slot. */
+  get queued(): number {
+    return this.slots.waiting;
+  }
+
   get busy(): number {
     return this.slots.inUse;
   }

@@ -26,6 +26,17 @@ export function isTransient(err: unknown): boolean {
   return /Connection terminated|connection is closed|Client has encountered a connection error|terminating connection|the database system is (starting up|shutting down|in recovery)/i.test(m);
 }
 
+/**
+ * Whether a connection is still usable after `err` ended its query: an ERROR reported by the
+ * server ends the statement (and in autocommit its transaction), not the session. Anything else
+ * (FATAL or PANIC, a lost socket, a client-side timeout with the query perhaps still running)
+ * means the connection must go.
+ */
+export function sessionSurvives(err: unknown): boolean {
+  const e = err as { severity?: unknown; code?: unknown } | null;
+  return !!e && e.severity === 'ERROR' && typeof e.code === 'string' && !isTransient(err);
+}
+
 /** Backoff for attempt n (0-based): 100 ms doubling, capped at 5 s, with ±20% jitter. */
 export function backoffMs(attempt: number): number {
   const base = Math.min(5000, 100 * 2 ** attempt);

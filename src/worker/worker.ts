@@ -462,9 +462,20 @@ export class Worker {
     }
   }
 
-  /** Instances to claim now: no more than can start executing (free step slots, at least one), within --max-instances. */
+  /**
+   * Instances to claim now, within --max-instances: no more than can start executing (step slots
+   * not taken, not waited for, not about to be taken by an instance claimed but not yet at its
+   * first step), and at least one while nothing waits for a slot (an instance may need none: a
+   * SLEEP, an HTTP call). With "at least one" regardless and claimed instances not counted, a busy
+   * worker's queue grew at every claim: queued instances outlived RUNNING_STAMP_DELAY_MS and their
+   * 'running' stamps raced their own completions, and other workers found the backlog taken.
+   */
   private room(): number {
-    return Math.min(this.config.maxInstances - this.active.size, Math.max(1, this.config.maxStepConnections - this.steps.busy));
+    let starting = 0;
+    for (const a of this.active.values()) if (!a.state?.stepping) starting++;
+    const waiting = this.steps.queued + starting;
+    const free = this.config.maxStepConnections - this.steps.busy - waiting;
+    return Math.min(this.config.maxInstances - this.active.size, free > 0 ? free : waiting === 0 ? 1 : 0);
   }
 
   private dispatch(claim: Awaited<ReturnType<Store['claim']>>[number], session: Session): void {
