@@ -21,6 +21,8 @@ import { MAX_LOADED_GRAPH_BYTES, MAX_LOADED_NODES, type Claim } from './store';
 export interface InstanceRunOptions {
   defaultDatabase: string;
   superuserAllowed: () => Promise<boolean>;
+  /** The run reached its first leaf (InstanceState.firstLeaf). */
+  firstLeaf?: () => void;
 }
 
 export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal, opts: InstanceRunOptions, state?: (s: InstanceState) => void): Promise<void> {
@@ -69,6 +71,7 @@ export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal,
     token: claim.token,
     executionId: claim.executionId,
     started: instance.status !== 'pending',
+    firstLeaf: opts.firstLeaf,
   };
   state?.(inst);
   // A step in another database may have left a prepared transaction behind (a crash between

@@ -58,10 +58,11 @@ export interface InstanceState {
    */
   started: boolean;
   /**
-   * Set when the run reaches its first leaf: from then on a SQL step holds or waits for a step
-   * slot and a wait holds none. Before, the worker counts the instance as about to take a slot.
+   * Called once, when the run reaches its first leaf: from then on a SQL step holds or waits for
+   * a step slot and a wait holds none. Before, the worker counts the instance as about to take a
+   * slot (Worker.room).
    */
-  stepping?: boolean;
+  firstLeaf?: () => void;
 }
 
 export interface Deps {
@@ -360,7 +361,10 @@ export class Interpreter {
   }
 
   private async leaf(node: TreeNode, scope: Scope): Promise<Outcome> {
-    this.inst.stepping = true;
+    if (this.inst.firstLeaf) {
+      this.inst.firstLeaf();
+      this.inst.firstLeaf = undefined;
+    }
     const rec = this.recorded(scope.stamp, node);
     if (rec && rec.status !== 'running') return this.remember(node, scope, this.fromRecord(node, rec));
     // A compensating cancel: the frontier of the recorded run fails instead of running.

@@ -100,6 +100,8 @@ export class Worker {
    * poll. Every one-step instance of an idle worker was followed by an empty claim.
    */
   private backlog = true;
+  /** Instances claimed that have not reached their first leaf yet (see room). */
+  private starting = 0;
   private main: Promise<void> | null = null;
   private superuserCache: { at: number; value: boolean } | null = null;
   private readonly drain = new AbortController();
@@ -471,9 +473,7 @@ export class Worker {
    * 'running' stamps raced their own completions, and other workers found the backlog taken.
    */
   private room(): number {
-    let starting = 0;
-    for (const a of this.active.values()) if (!a.state?.stepping) starting++;
-    const waiting = this.steps.queued + starting;
+    const waiting = this.steps.queued + this.starting;
     const free = this.config.maxStepConnections - this.steps.busy - waiting;
     return Math.min(this.config.maxInstances - this.active.size, free > 0 ? free : waiting === 0 ? 1 : 0);
   }
@@ -487,9 +487,16 @@ export class Worker {
     }
     const controller = new AbortController();
     const entry: Active = { controller, done: Promise.resolve(), state: null };
+    this.starting++;
+    let starting = true;
+    const started = () => {
+      if (starting) this.starting--;
+      starting = false;
+    };
     entry.done = runInstance(this.deps, claim, controller.signal, {
       defaultDatabase: this.database,
       superuserAllowed: () => this.superuserAllowed(),
+      firstLeaf: started,
     }, (s) => { entry.state = s; })
       .catch(async (err) => {
         if (missingSetup(err) !== null || session.lost !== null) {
@@ -511,6 +518,7 @@ export class Worker {
         await this.store.releaseLater(session.epoch, claim.instanceId, 5).catch(() => undefined);
       })
       .finally(() => {
+        started();
         this.active.delete(claim.instanceId);
         if (this.backlog) this.poke();
       });
