@@ -14,24 +14,23 @@
  * home records the gid; COMMIT PREPARED '<gid>'. A crash leaves a prepared transaction behind,
  * which recovery settles by the checkpoint: recorded → COMMIT PREPARED, not recorded and never
  * recordable any more (its lease token is gone) → ROLLBACK PREPARED, and the step runs again.
- * Recovery runs when an instance is claimed and every PREPARED_SWEEP_MS, on the worker's own
- * (superuser) connection to the target. Without two-phase commit the step commits in the target
+ * Recovery (src/worker/prepared.ts) runs when an instance is claimed and periodically, on the
+ * worker's own (superuser) connection to the target. Without two-phase commit the step commits in the target
  * and is checkpointed at home afterwards: at-least-once, said in status_details.
  *
  * A result is capped at --max-result-bytes (16 MiB by default) of JSON: a bigger one fails the node
  * and, being inside the step transaction, rolls the statement back. The rows are still received
  * before they can be measured, so keep huge reads out of steps (LIMIT, aggregate, or write a table).
  */
-import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { keptStatementGone } from './kept';
 import { PipelineError, pipelined, type Statement } from './pipeline';
-import { parse as parseConnectionString } from 'pg-connection-string';
 import { DfError } from '../core/errors';
 import { Aborted } from './clock';
 import type { WorkerConfig } from './config';
 import { databaseOf, stepConnection } from './config';
 import type { Logger } from './log';
+import { PreparedTransactions } from './prepared';
 import { AcquireTimeout, Semaphore } from './semaphore';
 import type { Store } from './store';
 import { metrics } from './metrics';
@@ -156,15 +155,8 @@ const FIRST_STEP_PRELUDE = ['BEGIN', stepSettings(true)];
 const epilogue = (keep: boolean): Statement[] => ['COMMIT', keep ? KEPT_RESET : RESET_SESSION];
 /** Connection failures that patience will not fix: bad role/login, missing database. */
 const PERMANENT_CONNECT = new Set(['28000', '28P01', '3D000', '42501']);
-/** How often prepared transactions left behind by crashed steps are looked for (besides at claim). */
-export const PREPARED_SWEEP_MS = 30_000;
-/** A prepared transaction younger than this is left to the run that made it by the periodic sweep. */
-const PREPARED_SWEEP_GRACE_S = 5;
 /** A checkpoint parameter as sent on the wire (df._commit's are text, uuid, jsonb text or NULL). */
 const bindValue = (v: unknown): string | null => (v === null || v === undefined ? null : typeof v === 'string' ? v : JSON.stringify(v));
-const hex = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
-/** The gid prefix of every prepared transaction of an instance, with the home database's oid. */
-export const gidPrefix = (homeOid: string, instance: string) => `pgd:${homeOid}:${instance}:`;
 /** status_details notes of cross-database steps. */
 export const TWO_PHASE_NOTE = (db: string) => `ran in database "${db}": exactly-once through two-phase commit`;
 export const AT_LEAST_ONCE_NOTE = (db: string) =>
@@ -200,8 +192,6 @@ export interface StepRequest {
 
 export class StepRunner {
   private readonly pools = new Map<string, pg.Pool>();
-  /** Worker (superuser) connections to other databases: recovery of prepared transactions. */
-  private readonly adminPools = new Map<string, pg.Pool>();
   private readonly slots: Semaphore;
   /** At most one per instance (see Parked). */
   private readonly parked = new Map<string, Parked>();
@@ -212,11 +202,10 @@ export class StepRunner {
   private typeNames: Map<number, string> | null = null;
   /** The worker's own database: checkpoints live there. */
   readonly home: string;
-  private homeOidValue: string | null = null;
+  /** Prepared transactions of cross-database steps: their gids, and their recovery. */
+  private readonly prepared: PreparedTransactions;
   /** Whether a database's server takes PREPARE TRANSACTION (max_prepared_transactions > 0). */
   private readonly twoPhase = new Map<string, boolean>();
-  private readonly sweepTimer: NodeJS.Timeout;
-  private sweeping = false;
   /** Test hook (PG_DURABLE_TEST_2PC_PAUSE=prepared:<ms>,checkpointed:<ms>): widens the crash windows. */
   private readonly pause: { prepared: number; checkpointed: number };
 
@@ -229,9 +218,7 @@ export class StepRunner {
     this.home = databaseOf(config.databaseUrl);
     this.pause = { prepared: 0, checkpointed: 0 };
     for (const m of (process.env.PG_DURABLE_TEST_2PC_PAUSE ?? '').matchAll(/(prepared|checkpointed):(\d+)/g)) this.pause[m[1] as 'prepared' | 'checkpointed'] = Number(m[2]);
-    const sweepMs = Number(process.env.PG_DURABLE_TEST_PREPARED_SWEEP_MS ?? PREPARED_SWEEP_MS); // test hook
-    this.sweepTimer = setInterval(() => void this.sweep(), sweepMs > 0 ? sweepMs : PREPARED_SWEEP_MS);
-    this.sweepTimer.unref();
+    this.prepared = new PreparedTransactions(config.databaseUrl, this.home, store, log);
   }
 
   private pool(role: string, database: string): pg.Pool {
@@ -545,14 +532,14 @@ export class StepRunner {
   /**
    * A step in another database (see the header): two-phase commit where the target allows it, else
    * commit there and checkpoint at home (at-least-once). `n` numbers the attempts of this run, so
-   * every PREPARE has its own gid: `pgd:<home oid>:<instance>:<hash(stamp, node)>:<hash(token)>:<n>`.
+   * every PREPARE has its own gid (PreparedTransactions.gid, src/worker/prepared.ts).
    */
   private async crossAttempt(req: StepRequest, n: number): Promise<StepOutcome> {
     if (req.signal.aborted) throw new Aborted();
     // A retry first settles what an earlier attempt of this run may have left prepared (its
     // checkpoint decides), so the statement never waits on its own earlier, orphaned locks.
     if (n > 0) {
-      const done = await this.settleStep(req);
+      const done = await this.prepared.settleStep(req);
       if (done !== null) return { kind: 'ok', json: done, checkpointed: true };
     }
     const connected = await this.connect(req);
@@ -602,7 +589,7 @@ export class StepRunner {
         });
         return { kind: 'ok', json, checkpointed: true };
       }
-      const gid = `${gidPrefix(await this.homeOid(), req.instance)}${hex(`${req.stamp}|${req.node}`, 12)}:${hex(req.token(), 8)}:${n}`;
+      const gid = await this.prepared.gid(req, n);
       try {
         await client.query(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
       } catch (err) {
@@ -634,7 +621,7 @@ export class StepRunner {
         // The checkpoint is durable, so the outcome is decided: finish it on a worker connection;
         // if the target stays away, the sweep and the next claim do.
         broken = true;
-        await this.settle(req.database, req.instance, gid).catch((e) =>
+        await this.prepared.settle(req.database, req.instance, gid).catch((e) =>
           this.log.warn({ instance: req.instance, database: req.database, gid, err: (e as Error).message }, 'COMMIT PREPARED deferred to recovery'),
         );
       }
@@ -662,123 +649,9 @@ export class StepRunner {
     }
   }
 
-  private async homeOid(): Promise<string> {
-    if (this.homeOidValue === null) {
-      const r = await this.store.pool.query<{ oid: string }>('SELECT oid::text AS oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database()');
-      this.homeOidValue = r.rows[0].oid;
-    }
-    return this.homeOidValue;
-  }
-
-  private adminPool(database: string): pg.Pool {
-    let pool = this.adminPools.get(database);
-    if (!pool) {
-      const base = parseConnectionString(this.config.databaseUrl);
-      pool = new pg.Pool({
-        host: base.host ?? undefined,
-        port: base.port ? Number(base.port) : undefined,
-        user: base.user ?? undefined,
-        password: typeof base.password === 'string' ? base.password : undefined,
-        ssl: base.ssl as pg.ClientConfig['ssl'],
-        database,
-        max: 2,
-        idleTimeoutMillis: 10_000,
-        connectionTimeoutMillis: 30_000,
-        application_name: 'pg_durable:worker:recovery',
-      });
-      pool.on('error', () => undefined);
-      pool.on('connect', (client) => client.on('error', () => undefined));
-      this.adminPools.set(database, pool);
-    }
-    return pool;
-  }
-
-  /**
-   * Settles one prepared transaction of `instance` in `database` by the home checkpoint: recorded
-   * → COMMIT PREPARED; not recorded and its lease token no longer current (so it can never be
-   * recorded: df._commit checks the token) → ROLLBACK PREPARED; else it belongs to a live run and
-   * is left alone. Runs on the worker's superuser connection (COMMIT/ROLLBACK PREPARED may be run
-   * by the role that prepared or a superuser). Returns what it did.
-   */
-  async settle(database: string, instance: string, gid: string, opts: { ownRun?: boolean } = {}): Promise<'committed' | 'rolled back' | 'left'> {
-    const fate = await this.store.preparedFate(instance, gid);
-    let action: 'COMMIT' | 'ROLLBACK' | null = null;
-    if (fate.checkpointed) action = 'COMMIT';
-    // `ownRun`: the caller is the run that prepared it and will not checkpoint it any more.
-    else if (opts.ownRun || fate.token === null || hex(fate.token, 8) !== gid.split(':')[4]) action = 'ROLLBACK';
-    if (action === null) return 'left';
-    try {
-      await this.adminPool(database).query(`${action} PREPARED ${pg.escapeLiteral(gid)}`);
-    } catch (err) {
-      if ((err as { code?: string }).code !== '42704') throw err; // already settled by someone else
-    }
-    this.log.info({ instance, database, gid, action: action === 'COMMIT' ? 'committed' : 'rolled back' }, 'prepared transaction settled');
-    return action === 'COMMIT' ? 'committed' : 'rolled back';
-  }
-
-  /**
-   * Settles every prepared transaction an instance left in `database` (at claim, before replay).
-   * The claim's token is new, so none of them can still be checkpointed: each is committed or
-   * rolled back.
-   */
-  async recoverInstance(instance: string, database: string): Promise<void> {
-    if (database === this.home) return;
-    const prefix = gidPrefix(await this.homeOid(), instance);
-    let gids: string[];
-    try {
-      const r = await this.adminPool(database).query<{ gid: string }>(
-        'SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() AND pg_catalog.left(gid, $2::int) = $1::text',
-        [prefix, prefix.length],
-      );
-      gids = r.rows.map((x) => x.gid);
-    } catch (err) {
-      if (isTransient(err)) throw err;
-      return; // the database is gone or refuses us: nothing of ours can be prepared there
-    }
-    for (const gid of gids) await this.settle(database, instance, gid);
-  }
-
-  /** A retried cross-database step: settle this step's earlier PREPAREs; its result if one was checkpointed. */
-  private async settleStep(req: StepRequest): Promise<string | null> {
-    const prefix = `${gidPrefix(await this.homeOid(), req.instance)}${hex(`${req.stamp}|${req.node}`, 12)}:`;
-    const r = await this.adminPool(req.database).query<{ gid: string }>(
-      'SELECT gid FROM pg_catalog.pg_prepared_xacts WHERE database = pg_catalog.current_database() AND pg_catalog.left(gid, $2::int) = $1::text',
-      [prefix, prefix.length],
-    ).catch((err) => {
-      if (isTransient(err)) throw err;
-      return { rows: [] as { gid: string }[] };
-    });
-    // Earlier attempts of this run (current token) that were not checkpointed are rolled back too.
-    for (const { gid } of r.rows) await this.settle(req.database, req.instance, gid, { ownRun: true });
-    return req.recorded();
-  }
-
-  /**
-   * Periodic recovery: prepared transactions of this home database older than a few seconds, in any
-   * database of the server, settled by their checkpoint (crashed runs of instances that will not
-   * be claimed again, e.g. cancelled meanwhile). Those of live runs are left alone.
-   */
-  async sweep(): Promise<number> {
-    if (this.sweeping) return 0;
-    this.sweeping = true;
-    let settled = 0;
-    try {
-      const prefix = `pgd:${await this.homeOid()}:`;
-      const r = await this.store.pool.query<{ gid: string; database: string }>(
-        `SELECT gid, database::text FROM pg_catalog.pg_prepared_xacts
-          WHERE pg_catalog.left(gid, $2::int) = $1::text AND prepared < pg_catalog.now() - make_interval(secs => $3::int)`,
-        [prefix, prefix.length, PREPARED_SWEEP_GRACE_S],
-      );
-      for (const { gid, database } of r.rows) {
-        const instance = gid.split(':')[2];
-        if ((await this.settle(database, instance, gid)) !== 'left') settled++;
-      }
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'prepared-transaction sweep failed; next time');
-    } finally {
-      this.sweeping = false;
-    }
-    return settled;
+  /** Settles what crashed cross-database steps of `instance` left prepared in `database` (src/worker/prepared.ts). */
+  recoverInstance(instance: string, database: string): Promise<void> {
+    return this.prepared.recoverInstance(instance, database);
   }
 
   /** At-least-once path for statements PostgreSQL refuses inside a transaction block. */
@@ -873,8 +746,7 @@ export class StepRunner {
   }
 
   async end(): Promise<void> {
-    clearInterval(this.sweepTimer);
-    await Promise.all([...this.pools.values(), ...this.adminPools.values()].map((p) => p.end().catch(() => undefined)));
+    await Promise.all([this.prepared.end(), ...[...this.pools.values()].map((p) => p.end().catch(() => undefined))]);
   }
 }
 
