@@ -177,12 +177,16 @@ export class Interpreter {
   }
 
 
+  /** SQL steps of this run in flight (see run: their stamps also mark the instance running). */
+  private sqlInFlight = 0;
+
   /** Runs to the end (or until aborted) and records the instance's final state. */
   async run(): Promise<Outcome> {
     // An instance whose run writes nothing durable for a while (an HTTP call first, say) still
-    // turns 'running' after RUNNING_STAMP_DELAY_MS, as a slow SQL step's own stamp does.
+    // turns 'running' after RUNNING_STAMP_DELAY_MS. While a SQL step is in flight its own stamp
+    // does it, in the same write as the node's (one management transaction, not two).
     const startTimer = this.inst.started ? null : setTimeout(() => {
-      if (this.inst.started) return;
+      if (this.inst.started || this.sqlInFlight > 0) return;
       this.deps.store.commit(this.inst.id, this.inst.token, [], 'running').then(() => { this.inst.started = true; }, () => undefined);
     }, RUNNING_STAMP_DELAY_MS);
     let ended = false;
@@ -400,8 +404,9 @@ export class Interpreter {
     // never lets that late stamp overwrite the completion.
     const stampTimer = setTimeout(() => {
       const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
-      this.deps.store.commit(this.inst.id, this.inst.token, [ev]).catch(() => undefined);
+      this.deps.store.commit(this.inst.id, this.inst.token, [ev], this.inst.started ? null : 'running').then(() => { this.inst.started = true; }, () => undefined);
     }, RUNNING_STAMP_DELAY_MS);
+    this.sqlInFlight++;
     let carried: { batch: Batch; done: NodeEvent[] } | null = null;
     let out;
     try {
@@ -438,6 +443,7 @@ export class Interpreter {
       throw err;
     } finally {
       clearTimeout(stampTimer);
+      this.sqlInFlight--;
     }
     if (out.kind === 'fail') return this.finished(node, scope, fail(out.error));
     if (out.checkpointed && carried !== null) {

@@ -82,8 +82,15 @@ describe('crash recovery', () => {
       15_000,
       'the step to be running',
     );
-    // Slow steps are stamped running after 200 ms (quick ones go straight to completed).
+    // Slow steps are stamped running after 200 ms (quick ones go straight to completed), the
+    // instance with its node: one write (one transaction), not one each.
     await eventually(async () => (await admin.query('SELECT status FROM df.nodes WHERE instance_id = $1', [id])).rows[0].status === 'running', 5_000, 'the running stamp');
+    const stamped = await admin.query(
+      'SELECT i.status, i.xmin::text AS instance_xact, n.xmin::text AS node_xact FROM df.instances i JOIN df.nodes n ON n.instance_id = i.id WHERE i.id = $1',
+      [id],
+    );
+    expect(stamped.rows[0].status).toBe('running');
+    expect(stamped.rows[0].instance_xact).toBe(stamped.rows[0].node_xact);
     await a.kill();
     expect((await ledger([id])).get(id)).toEqual([]);
     expect((await admin.query("SELECT status FROM df.nodes WHERE instance_id = $1", [id])).rows[0].status).toBe('running');
