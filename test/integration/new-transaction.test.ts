@@ -7,7 +7,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asRole, createTenant, errorOf, freshDatabase, scalar, url, withPg, withTransaction } from '../support/db';
-import { startWorker, waitFor, type WorkerHandle } from '../support/worker';
+import { eventually, startWorker, waitFor, type WorkerHandle } from '../support/worker';
 
 let db: string;
 let alice: string;
@@ -106,21 +106,28 @@ describe('admission control', () => {
     // A first launch holds the only slot while its loopback df.start waits on a lock we hold.
     const locker = new pg.Client({ connectionString: url(db) });
     await locker.connect();
-    await locker.query('BEGIN');
-    await locker.query('LOCK TABLE df.instances IN ACCESS EXCLUSIVE MODE');
-    const first = asRole(db, alice, (c) => scalar<string>(c, NEW("'SELECT 1'", "'first'")));
-    await new Promise((r) => setTimeout(r, 500));
-    const before = await scalar<number>(admin, 'SELECT count(*)::int FROM pg_stat_activity WHERE application_name = $1', ['pg_durable:backend:new-transaction']);
-    expect(before).toBe(1);
-    const t0 = performance.now();
-    const err = await asRole(db, bob, (c) => errorOf(c, NEW("'SELECT 1'", "'second'")));
-    const waited = performance.now() - t0;
-    expect(err.message).toBe(
-      "pg_durable: transaction_mode => 'new' launch limit reached (max_new_transaction_starts=1). Timed out after 1s waiting for a launch slot before opening the loopback session.",
-    );
-    expect(waited).toBeGreaterThanOrEqual(900);
-    await locker.query('COMMIT');
-    await locker.end();
+    let first: Promise<string>;
+    try {
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE df.instances IN ACCESS EXCLUSIVE MODE');
+      first = asRole(db, alice, (c) => scalar<string>(c, NEW("'SELECT 1'", "'first'")));
+      first.catch(() => undefined); // awaited below; if this test fails first, not an unhandled rejection
+      // Its loopback session is open (and waits on our lock): the slot is taken.
+      await eventually(async () => (await scalar<number>(admin,
+        "SELECT count(*)::int FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'", ['pg_durable:backend:new-transaction'])) === 1,
+      15_000, 'the first launch to wait in its loopback session');
+      const t0 = performance.now();
+      const err = await asRole(db, bob, (c) => errorOf(c, NEW("'SELECT 1'", "'second'")));
+      const waited = performance.now() - t0;
+      expect(err.message).toBe(
+        "pg_durable: transaction_mode => 'new' launch limit reached (max_new_transaction_starts=1). Timed out after 1s waiting for a launch slot before opening the loopback session.",
+      );
+      expect(waited).toBeGreaterThanOrEqual(900);
+    } finally {
+      // Released whatever happened above: a lock left on df.instances would stall every later test.
+      await locker.query('COMMIT').catch(() => undefined);
+      await locker.end();
+    }
     const id = await first;
     expect(await ownerOf(id)).toBe(alice);
     expect(await scalar(admin, "SELECT count(*)::int FROM df.instances WHERE label = 'second'")).toBe(0);
