@@ -637,16 +637,7 @@ export class StepRunner {
 
   /** The checkpoint of a cross-database step, on a worker connection to the home database. */
   private async homeCheckpoint(req: StepRequest, json: string, detail: Record<string, unknown>): Promise<void> {
-    const home = await this.store.pool.connect();
-    let bad = false;
-    try {
-      await req.checkpoint(async (sql, params) => { await home.query(sql, params); }, json, detail);
-    } catch (err) {
-      bad = isTransient(err);
-      throw err;
-    } finally {
-      home.release(bad ? true : undefined);
-    }
+    await this.store.onConnection((home) => req.checkpoint(async (sql, params) => { await home.query(sql, params); }, json, detail));
   }
 
   /** Settles what crashed cross-database steps of `instance` left prepared in `database` (src/worker/prepared.ts). */

@@ -111,21 +111,26 @@ export class Store {
   private q<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<pg.QueryResult<T>> {
     const name = keptName(sql);
     const config = { name, text: sql, values: params };
-    return withRetry(async () => {
-      // Not pool.query: it drops the connection after any error, and an error here is often an
-      // answer (a 'running' stamp of an instance that just finished: lease lost). Each drop cost
-      // a new backend and the re-parse of every kept statement: with 4 workers on 2 cores, 552
-      // new management connections for 1 000 one-step instances, most of PostgreSQL's CPU.
-      const client = await this.pool.connect();
-      try {
-        const r = await client.query<T>(config);
-        client.release();
-        return r;
-      } catch (err) {
-        client.release(sessionSurvives(err) ? undefined : (err as Error));
-        throw err;
-      }
-    }, { stop: this.stopping });
+    return withRetry(() => this.onConnection((c) => c.query<T>(config)), { stop: this.stopping });
+  }
+
+  /**
+   * Runs `fn` on a management connection and returns it to the pool, also after an error the
+   * session survives. Not pool.query: it drops the connection after any error, and an error here
+   * is often an answer (a 'running' stamp of an instance that just finished: lease lost). Each
+   * drop cost a new backend and the re-parse of every kept statement: with 4 workers on 2 cores,
+   * 552 new management connections for 1 000 one-step instances, most of PostgreSQL's CPU.
+   */
+  async onConnection<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      const r = await fn(client);
+      client.release();
+      return r;
+    } catch (err) {
+      client.release(sessionSurvives(err) ? undefined : (err as Error));
+      throw err;
+    }
   }
 
   /**
