@@ -186,8 +186,7 @@ export class Interpreter {
     // turns 'running' after RUNNING_STAMP_DELAY_MS. While a SQL step is in flight its own stamp
     // does it, in the same write as the node's (one management transaction, not two).
     const startTimer = this.inst.started ? null : setTimeout(() => {
-      if (this.inst.started || this.sqlInFlight > 0) return;
-      this.deps.store.commit(this.inst.id, this.inst.token, [], 'running').then(() => { this.inst.started = true; }, () => undefined);
+      if (!this.inst.started && this.sqlInFlight === 0) this.stampRunning([]);
     }, RUNNING_STAMP_DELAY_MS);
     let ended = false;
     try {
@@ -220,8 +219,8 @@ export class Interpreter {
     }
     if (this.instanceDone) return outcome;
     const events = this.rootEvent ? [this.rootEvent] : [];
-    if (outcome.kind === 'ok') await this.write(events, 'completed', outcome.result);
-    else if (outcome.kind === 'fail') await this.write(events, this.cancelRequest === null ? 'failed' : 'cancelled', outcome.error);
+    if (outcome.kind === 'ok') await this.runs.write(events, 'completed', outcome.result);
+    else if (outcome.kind === 'fail') await this.runs.write(events, this.cancelRequest === null ? 'failed' : 'cancelled', outcome.error);
     return outcome;
   }
 
@@ -252,8 +251,13 @@ export class Interpreter {
 
   // ---- durable writes -------------------------------------------------------------------------
 
-  private write(events: NodeEvent[], transition: InstanceTransition | null = null, output: string | null = null): Promise<void> {
-    return this.runs.write(events, transition, output);
+  /**
+   * A 'running' stamp for monitoring, on a management connection: `events` and, until the
+   * instance reads running, its transition. Refused once the lease is gone (the instance may just
+   * have finished): nothing to do then.
+   */
+  private stampRunning(events: NodeEvent[]): void {
+    this.deps.store.commit(this.inst.id, this.inst.token, events, this.inst.started ? null : 'running').then(() => { this.inst.started = true; }, () => undefined);
   }
 
   private defer(events: NodeEvent[]): void {
@@ -282,7 +286,7 @@ export class Interpreter {
     const rec = this.recorded(scope.stamp, node);
     if (rec) return rec;
     const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running', detail: detail ?? null };
-    if (durable) await this.write([ev]);
+    if (durable) await this.runs.write([ev]);
     else this.defer([ev]);
     return this.recorded(scope.stamp, node)!;
   }
@@ -293,7 +297,7 @@ export class Interpreter {
     if (!rec || rec.status === 'running') {
       const ev = this.event(node, scope.stamp, o, detail);
       if (node === this.root && scope.stamp === this.rootScope().stamp) this.rootEvent = ev;
-      else if (durable) await this.write([ev]);
+      else if (durable) await this.runs.write([ev]);
       else this.defer([ev]);
     }
     return this.remember(node, scope, o);
@@ -402,10 +406,7 @@ export class Interpreter {
     const spine = this.completesInstance(node, scope);
     // Only a step still running after RUNNING_STAMP_DELAY_MS gets its own 'running' write; df._commit
     // never lets that late stamp overwrite the completion.
-    const stampTimer = setTimeout(() => {
-      const ev: NodeEvent = { node: node.id, stamp: scope.stamp, status: 'running' };
-      this.deps.store.commit(this.inst.id, this.inst.token, [ev], this.inst.started ? null : 'running').then(() => { this.inst.started = true; }, () => undefined);
-    }, RUNNING_STAMP_DELAY_MS);
+    const stampTimer = setTimeout(() => this.stampRunning([{ node: node.id, stamp: scope.stamp, status: 'running' }]), RUNNING_STAMP_DELAY_MS);
     this.sqlInFlight++;
     let carried: { batch: Batch; done: NodeEvent[] } | null = null;
     let out;
@@ -706,7 +707,7 @@ export class Interpreter {
       if (wakeAt === null) {
         const base = cfg.backoff_seconds * 1000 * 2 ** (k - 1);
         wakeAt = this.deps.clock.now() + Math.round(base * (0.8 + Math.random() * 0.4)); // ±20% jitter
-        await this.write([{ node: node.id, stamp: attempt.stamp, status: 'failed', result: o.error, json: false, detail: { attempt: k, wake_at: wakeAt } }]);
+        await this.runs.write([{ node: node.id, stamp: attempt.stamp, status: 'failed', result: o.error, json: false, detail: { attempt: k, wake_at: wakeAt } }]);
       }
       this.deps.log.info({ instance: this.inst.id, node: node.id, attempt: k, error: o.error }, 'attempt failed; retrying');
       metrics.retries.inc({ type: node.left!.node_type, reason: 'retry_node' }); // metrics
@@ -871,7 +872,7 @@ export class Interpreter {
       if (rec) startedAt = Number(rec.detail?.started_at ?? this.deps.clock.now());
       else {
         startedAt = this.deps.clock.now();
-        await this.write([{ node: node.id, stamp: scope.stamp, status: 'running', detail: { started_at: startedAt } }], 'running');
+        await this.runs.write([{ node: node.id, stamp: scope.stamp, status: 'running', detail: { started_at: startedAt } }], 'running');
       }
       const step = await this.iteration(node, scope);
       if (step.done) {
@@ -886,7 +887,7 @@ export class Interpreter {
       await this.deps.clock.sleepUntil(startedAt + LOOP_FLOOR_MS, AbortSignal.any([this.signal, this.deps.drain]));
       const output = step.o.kind === 'ok' ? step.o.result : null;
       // Names the execution it closes, so a retry after an ambiguous commit cannot open two.
-      await this.write([], `continue:${this.inst.executionId}` as InstanceTransition, output);
+      await this.runs.write([], `continue:${this.inst.executionId}` as InstanceTransition, output);
       this.inst.executionId += 1;
       this.runs.forget();
       this.undos = new UndoStack([], this.byId); // an execution's undos end with it (continue-as-new)
