@@ -179,6 +179,28 @@ describe("an instance's transitions", () => {
     expect(counts).toEqual({ updated: 3, hot: 3 });
     expect([await status(a), await status(b)]).toEqual(['completed', 'completed']);
   });
+
+  it("skip the status guard's call when the engine makes them; a tenant's hand-set status still goes through it", async () => {
+    const { ids: [a, b], lease } = await startClaimed('SELECT 1', 'SELECT 2');
+    const calls = await withPg(db, async (c) => {
+      const guardCalls = () => scalar<number>(c, "SELECT coalesce(pg_stat_get_xact_function_calls('df._guard_instance_status'::regproc), 0)::int");
+      await c.query('BEGIN');
+      await c.query("SET LOCAL track_functions = 'pl'");
+      const commit = (to: string, output: string | null) => c.query('SELECT df._commit($1, $2, $3::jsonb, $4, $5)', [a, lease(a).token, '[]', to, output]);
+      await commit('running', null);
+      await commit('completed', '{}');
+      const engine = await guardCalls();
+      await c.query('SAVEPOINT by_hand');
+      await c.query(`SET LOCAL ROLE ${alice}`);
+      // A call that raises is not counted: the guard's own message shows it ran.
+      const refused = await c.query("UPDATE df.instances SET status = 'completed' WHERE id = $1", [b]).then(() => null, (e: { code: string; message: string }) => [e.code, e.message.split(' from ')[0]]);
+      await c.query('ROLLBACK TO SAVEPOINT by_hand');
+      await c.query('COMMIT');
+      return { engine, refused };
+    });
+    expect(calls).toEqual({ engine: 0, refused: ['42501', `pg_durable: the status of instance ${b} cannot be changed`] });
+    expect([await status(a), await status(b)]).toEqual(['completed', 'pending']);
+  });
 });
 
 describe('the tables a checkpoint writes', () => {
