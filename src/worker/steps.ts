@@ -34,7 +34,7 @@ import { PreparedTransactions } from './prepared';
 import { AcquireTimeout, Semaphore } from './semaphore';
 import type { Store } from './store';
 import { metrics } from './metrics';
-import { isTransient, withRetry } from './transient';
+import { isTransient, sessionSurvives, withRetry } from './transient';
 import { resultJson } from './typemap';
 
 export type StepOutcome =
@@ -444,7 +444,11 @@ export class StepRunner {
         if (req.signal.aborted) throw new Aborted();
         const e = err as { code?: string; message: string };
         if (!broken && e.code && NEEDS_AUTOCOMMIT.has(e.code)) return await this.autocommit(client, req);
-        if (broken || isTransient(err)) {
+        // The server's own error for the statement stands even when the connection broke right
+        // after it (the ROLLBACK failed: a restart, a terminated backend): nothing committed, and
+        // the error is the step's outcome. Thrown, it ended the instance as an error that would
+        // recur, without its undos (a chaos run: a failing saga step as PostgreSQL shut down).
+        if (isTransient(err) || (broken && !sessionSurvives(err))) {
           broken = true;
           throw err;
         }

@@ -145,6 +145,26 @@ describe('a held-back checkpoint nobody takes over', () => {
   });
 });
 
+describe('a statement that fails just before its connection breaks', () => {
+  it("fails the step with the statement's own error: the broken ROLLBACK does not turn it into a worker error", async () => {
+    const inst = await leased('SELECT 1/0 AS boom');
+    const query = pg.Client.prototype.query;
+    // PostgreSQL shuts down (or the backend is terminated) between the statement's error and the
+    // worker's ROLLBACK: a chaos run's saga step ended its instance without its undos that way.
+    const rollbacks = vi.spyOn(pg.Client.prototype, 'query').mockImplementation(function (this: pg.Client, ...args: unknown[]) {
+      if (args[0] === 'ROLLBACK') return Promise.reject(new Error('Connection terminated unexpectedly'));
+      return (query as (...a: unknown[]) => unknown).apply(this, args);
+    } as typeof query);
+    try {
+      const out = await steps.run({ ...request(inst, inst.nodes[0], 'SELECT 1/0 AS boom'), chain: false });
+      expect(out).toEqual({ kind: 'fail', error: 'SQL execution failed: division by zero' });
+      expect(rollbacks.mock.calls.filter((c) => c[0] === 'ROLLBACK')).toHaveLength(1); // no retry
+    } finally {
+      rollbacks.mockRestore();
+    }
+  });
+});
+
 describe('a lost connection around a held-back checkpoint (worker)', () => {
   let flow: Flow;
   beforeAll(async () => {
