@@ -203,6 +203,31 @@ describe("an instance's transitions", () => {
   });
 });
 
+describe("a checkpoint's events", () => {
+  it('apply in order: a node run closed and its next run opened in one commit leave the node row on the next run', async () => {
+    // A loop's node: its previous iteration's outcome and its next iteration's 'running' stamp
+    // travel together (interpreter.ts). Joined as one set, the node row took either of the two.
+    const { ids: [a], lease } = await startClaimed('SELECT 1');
+    const node = lease(a).loaded!.nodes[0].id;
+    const row = await withPg(db, async (c) => {
+      await c.query('SELECT df._commit($1, $2, $3::jsonb)', [a, lease(a).token, JSON.stringify([
+        { node, stamp: `${a}::1`, status: 'completed', result: '{"i":1}', json: true, detail: null },
+        { node, stamp: `${a}::2`, status: 'running', detail: { started_at: 5 } },
+      ])]);
+      const n = await c.query('SELECT status, result, status_details FROM df.nodes WHERE instance_id = $1 AND id = $2', [a, node]);
+      const runs = await c.query('SELECT stamp, status, result, detail FROM df._node_runs WHERE instance_id = $1 ORDER BY stamp', [a]);
+      return { node: n.rows[0], runs: runs.rows };
+    });
+    expect(row).toEqual({
+      node: { status: 'running', result: null, status_details: { execution_id: `${a}::2`, started_at: 5 } },
+      runs: [
+        { stamp: `${a}::1`, status: 'completed', result: '{"i":1}', detail: null },
+        { stamp: `${a}::2`, status: 'running', result: null, detail: { started_at: 5 } },
+      ],
+    });
+  });
+});
+
 describe('the tables a checkpoint writes', () => {
   it('carry no CHECK constraint, which PostgreSQL would re-plan at every update of every step', async () => {
     const checks = await withPg(db, (c) => c.query(
