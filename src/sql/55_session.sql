@@ -50,7 +50,7 @@ $$;
 -- does, minus DISCARD PLANS (df._commit's cached plans survive) and minus the worker's own
 -- prepared statements, as one call. The worker keeps the checkpoint and this reset parsed on the
 -- connection (protocol-level statements, not from_sql; src/worker/kept.ts): only the statements
--- a step PREPAREd go. Looking for them costs 0.02 ms per step; parsing and planning the two kept
+-- a step PREPAREd go. Looking for them costs ~0.01 ms per step; parsing and planning the two kept
 -- statements at every step cost 0.06 ms. DISCARD ALL itself cannot run in a function or after
 -- COMMIT in the same batch, and the seven statements one by one cost PostgreSQL a parse, a plan
 -- and a portal each at every step (docs/PERFORMANCE.md). RESET ROLE undoes a step's SET ROLE,
@@ -69,9 +69,13 @@ BEGIN
     EXECUTE 'CLOSE ALL';
     RESET ROLE;
     RESET ALL;
-    FOR v_name IN SELECT p.name FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql LOOP
-        EXECUTE pg_catalog.format('DEALLOCATE %I', v_name);
-    END LOOP;
+    -- Looked for before a loop opens a cursor over them: a step rarely PREPAREs, and the cursor
+    -- was half of this scan's cost, which was three quarters of the reset's (docs/PERFORMANCE.md).
+    IF EXISTS (SELECT FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql) THEN
+        FOR v_name IN SELECT p.name FROM pg_catalog.pg_prepared_statements p WHERE p.from_sql LOOP
+            EXECUTE pg_catalog.format('DEALLOCATE %I', v_name);
+        END LOOP;
+    END IF;
     UNLISTEN *;
     PERFORM pg_catalog.pg_advisory_unlock_all();
     DISCARD TEMP;
