@@ -4,7 +4,7 @@
  * the autocommit fallback for statements that cannot run in a transaction block.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { scalar } from '../support/db';
+import { scalar, url } from '../support/db';
 import { type Flow, lit, setupFlow } from '../support/flows';
 
 let f: Flow;
@@ -127,5 +127,22 @@ describe('autocommit fallback (at-least-once)', () => {
     expect(status).toBe('completed');
     expect(await scalar(f.user, 'SELECT array_agg(step ORDER BY step)::text FROM proc_t')).toBe('{1,2}');
     expect(JSON.stringify((await f.root(id)).status_details)).toContain('at-least-once');
+  });
+});
+
+describe('step connections of a --step-url template', () => {
+  it("keep the template's server options and the step settings, which the reset after a step restores", async () => {
+    // A step's settings are its own: the reset after it puts back what the template asked for at
+    // connection time (libpq -c) and the step output settings.
+    const template = `${url('DB_HERE', 'ROLE_HERE').replace('ROLE_HERE', '{role}').replace('DB_HERE', '{database}')}&options=${encodeURIComponent('-c work_mem=5MB')}`;
+    const g = await setupFlow('stepurl', { extraArgs: ['--step-url', template, '--concurrency', '1'] });
+    try {
+      const settings = "SELECT current_setting('work_mem') AS work_mem, current_setting('DateStyle') AS datestyle, current_setting('extra_float_digits') AS digits, current_setting('df.in_workflow') AS in_workflow";
+      const { id, status } = await g.run(`${lit("SET DateStyle = 'German'")} ~> ${lit("SET work_mem = '9MB'")} ~> ${lit('SET extra_float_digits = 0')} ~> ${lit(settings)}`);
+      expect(status).toBe('completed');
+      expect(JSON.parse((await g.result(id))!).rows[0]).toEqual({ work_mem: '5MB', datestyle: 'ISO, MDY', digits: '3', in_workflow: 'true' });
+    } finally {
+      await g.stop();
+    }
   });
 });
