@@ -88,6 +88,26 @@ describe('a claim', () => {
     expect(plan).toContain('_work_pkey');
     expect(plan).not.toMatch(/Seq Scan on (_work|instances|nodes|_node_runs)\b/);
   });
+
+  it('reads a compensate request by key however many signals were consumed', async () => {
+    // The request is read whether consumed or not, which the pending-signals index cannot serve:
+    // the claim scanned every signal of the database for each instance it claimed.
+    const id = await start('SELECT 6');
+    const plan = await withPg(db, async (c) => {
+      await c.query('BEGIN');
+      await c.query("SET LOCAL session_replication_role = 'replica'"); // no wake-up trigger per row
+      await c.query(`INSERT INTO df._signals (instance_id, signal_name, payload, consumed_by)
+                     SELECT $1, 'tick', '{}', 'consumed' FROM generate_series(1, 20000)`, [id]);
+      await c.query('ANALYZE df._signals');
+      await c.query('SET LOCAL plan_cache_mode = force_generic_plan');
+      await c.query(`PREPARE claim_signals(uuid, int, int, int, bigint) AS ${CLAIM_SQL}`);
+      const r = await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN (COSTS OFF) EXECUTE claim_signals('${epoch}', 30, 10, 10000, 16777216)`);
+      await c.query('ROLLBACK');
+      return r.rows.map((x) => x['QUERY PLAN']).join('\n');
+    });
+    expect(plan).toContain('idx_signals_instance');
+    expect(plan).not.toMatch(/Seq Scan on _signals\b/);
+  });
 });
 
 describe('deleting an instance', () => {

@@ -198,6 +198,8 @@ ALTER TABLE df._signals ADD CONSTRAINT signals_name_size_chk
     CHECK (pg_catalog.octet_length(signal_name) OPERATOR(pg_catalog.<=) 1024) NOT VALID;
 ALTER TABLE df._signals ADD CONSTRAINT signals_payload_size_chk
     CHECK (pg_catalog.octet_length(payload) OPERATOR(pg_catalog.<=) 1048576) NOT VALID;
+-- Every signal of an instance, consumed or not (src/sql/00_schema.sql).
+CREATE INDEX idx_signals_instance ON df._signals (instance_id, signal_name, id);
 
 -- df._commit: a late 'running' stamp never undoes an outcome; 'continue:<g>' is idempotent.
 CREATE OR REPLACE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
