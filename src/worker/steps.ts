@@ -193,6 +193,8 @@ export interface StepRequest {
 export class StepRunner {
   private readonly pools = new Map<string, pg.Pool>();
   private readonly slots: Semaphore;
+  /** Steps in run() before they hold or wait for a slot (see queued). */
+  private entering = 0;
   /** At most one per instance (see Parked). */
   private readonly parked = new Map<string, Parked>();
   /** Home step connections whose session has the step settings (set by their last reset: stepSettings). */
@@ -242,11 +244,18 @@ export class StepRunner {
 
   async run(req: StepRequest): Promise<StepOutcome> {
     const cross = req.database !== this.home;
-    // The instance's previous step, parked: taken over by this one, or settled first.
-    let held = await this.takeParked(req.instance);
-    if (held && !(req.chain && !cross && held.req.role === req.role && held.req.database === req.database)) {
-      await this.flush(held);
-      held = null;
+    // Until it holds or waits for a slot, the step counts as queued (see queued).
+    this.entering++;
+    let held: Parked | null;
+    try {
+      // The instance's previous step, parked: taken over by this one, or settled first.
+      held = await this.takeParked(req.instance);
+      if (held && !(req.chain && !cross && held.req.role === req.role && held.req.database === req.database)) {
+        await this.flush(held);
+        held = null;
+      }
+    } finally {
+      this.entering--;
     }
     const slot: { release: () => void; owned: boolean } = { release: () => undefined, owned: true };
     if (held) {
@@ -731,9 +740,13 @@ export class StepRunner {
     this.typeNames = new Map(r.rows.map((t) => [t.oid, t.typname]));
   }
 
-  /** Steps waiting for a free slot. */
+  /**
+   * Steps waiting for a free slot, including those settling their instance's parked checkpoint
+   * before they ask for one: counted as neither, such a step made the claim loop see a free slot
+   * that was about to be taken and claim one more instance than could start.
+   */
   get queued(): number {
-    return this.slots.waiting;
+    return this.slots.waiting + this.entering;
   }
 
   get busy(): number {

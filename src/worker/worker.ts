@@ -22,6 +22,7 @@ import { runInstance } from './instance';
 import type { Deps, InstanceState } from './interpreter';
 import type { Logger } from './log';
 import { SignalHub } from './signals';
+import { MAX_HOLD_MS, ReadAhead } from './readahead';
 import { CheckpointLost, StepRunner } from './steps';
 import { Store, type Readiness } from './store';
 import { backoffMs, isTransient, missingSetup } from './transient';
@@ -102,6 +103,8 @@ export class Worker {
   private backlog = true;
   /** Instances claimed that have not reached their first leaf yet (see room). */
   private starting = 0;
+  /** Claimed instances held, not started, until a step slot frees (src/worker/readahead.ts). */
+  private readonly ahead: ReadAhead;
   private main: Promise<void> | null = null;
   private superuserCache: { at: number; value: boolean } | null = null;
   private readonly drain = new AbortController();
@@ -119,6 +122,7 @@ export class Worker {
   ) {
     this.store = new Store(config.databaseUrl, 10, () => this.stopping);
     this.steps = new StepRunner(config, this.store, log);
+    this.ahead = new ReadAhead(2 * config.maxStepConnections);
     this.database = databaseOf(config.databaseUrl);
     this.graceSeconds = config.shutdownGraceSeconds;
     this.ready = new Promise((resolve) => {
@@ -419,24 +423,37 @@ export class Worker {
     let failures = 0;
     while (!this.ended(session)) {
       let claimed = 0;
-      // Claim no more than we can start executing now (free step slots), so several workers share
-      // a backlog instead of the first one hoarding it; waiting instances hold no slot.
+      await this.handBack(session);
+      // Free slots take the held instances first; claiming is for what is left.
       let room = this.room();
-      if (room > 0 && room < Math.max(2, Math.ceil(this.config.maxStepConnections * 0.4)) && this.active.size > 0) {
+      while (room > 0 && this.ahead.size > 0) {
+        this.dispatch(this.ahead.take()!, session);
+        room = this.room();
+      }
+      // Claim no more than we can start executing now (free step slots), so several workers share
+      // a backlog instead of the first one hoarding it; waiting instances hold no slot. The
+      // read-ahead adds a few while instances finish quickly, claimed when it runs low.
+      const target = this.ahead.target();
+      const extra = room > 0 || this.ahead.size <= Math.floor(target / 3) ? Math.max(0, target - this.ahead.size) : 0;
+      if (room > 0 && room < Math.max(2, Math.ceil(this.config.maxStepConnections * 0.4)) && this.active.size > 0 && extra === 0) {
         await pause(CLAIM_GATHER_MS, [session.end.signal, this.halt.signal]);
         if (this.ended(session)) break;
         room = this.room();
       }
-      if (room > 0) {
+      const want = Math.min(room + extra, this.config.maxInstances - this.active.size - this.ahead.size);
+      if (want > 0) {
         try {
-          const asked = Math.min(CLAIM_BATCH, room);
+          const asked = Math.min(CLAIM_BATCH, want);
           const claims = await this.store.claim(session.epoch, asked, this.config.leaseSeconds);
           claimed = claims.length;
           this.backlog = claimed === asked;
           metrics.claims.inc(); // metrics
           metrics.claimed.inc(claimed); // metrics
           failures = 0;
-          for (const c of claims) this.dispatch(c, session);
+          for (const c of claims) {
+            if (this.ahead.size === 0 && this.room() > 0) this.dispatch(c, session);
+            else this.ahead.hold([c]);
+          }
         } catch (err) {
           if (this.ended(session)) break;
           failures++;
@@ -455,13 +472,25 @@ export class Worker {
         continue;
       }
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, this.config.pollIntervalMs);
+        const t = setTimeout(resolve, this.ahead.size > 0 ? Math.min(this.config.pollIntervalMs, MAX_HOLD_MS) : this.config.pollIntervalMs);
         this.wake = () => {
           clearTimeout(t);
           resolve();
         };
       });
     }
+    // The session ended: held instances go back with its leases (shutdown) or went with pg_durable.
+    this.ahead.clear();
+  }
+
+  /** Hands back the claims held longer than MAX_HOLD_MS (their slots stayed busy), for any worker. */
+  private async handBack(session: Session): Promise<void> {
+    const expired = this.ahead.expired();
+    if (expired.length === 0) return;
+    this.backlog = true;
+    await this.store.release(session.epoch, expired.map((c) => c.instanceId)).catch((err) => {
+      this.log.warn({ err: (err as Error).message }, 'could not hand back held instances; their leases expire');
+    });
   }
 
   /**
@@ -520,7 +549,8 @@ export class Worker {
       .finally(() => {
         started();
         this.active.delete(claim.instanceId);
-        if (this.backlog) this.poke();
+        this.ahead.finished();
+        if (this.backlog || this.ahead.size > 0) this.poke();
       });
     this.active.set(claim.instanceId, entry);
   }

@@ -159,6 +159,34 @@ describe('a busy worker', () => {
       await worker.stop();
     }
   });
+
+  it('whose instances finish quickly claims a few ahead of its slots: more instances per claim than it has slots', async () => {
+    const fdb = await freshDatabase('hot_path_ahead');
+    const fast = await createTenant(fdb, 'fast');
+    await asRole(fdb, fast, (c) => c.query("SELECT count(df.start('SELECT 1 AS one')) FROM generate_series(1, 600)"));
+    const worker = startWorker(url(fdb), { extraArgs: ['--concurrency', '2', '--poll-interval', '50', '--metrics-port', '0'] });
+    let most = 0;
+    try {
+      await withPg(fdb, async (c) => {
+        for (const deadline = Date.now() + 60_000; ; await new Promise((r) => setTimeout(r, 2))) {
+          const q = (await c.query('SELECT count(*)::int AS queued, count(lease_owner)::int AS leased FROM df._work')).rows[0];
+          most = Math.max(most, q.leased);
+          if (q.queued === 0) break;
+          if (Date.now() > deadline) throw new Error(`${q.queued} of 600 instances still queued after 60 s`);
+        }
+      });
+      const line = worker.logs.find((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('metrics on'));
+      const text = await (await fetch(`http://127.0.0.1:${Number(line?.port)}/metrics`)).text();
+      const counter = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+      // A claim of free slots takes at most two; the read-ahead's claims take more.
+      expect(counter('pg_durable_worker_instances_claimed_total')).toBe(600);
+      expect(counter('pg_durable_worker_instances_claimed_total') / counter('pg_durable_worker_claims_total')).toBeGreaterThan(2);
+    } finally {
+      await worker.stop();
+    }
+    // Two running and one waiting for a slot is the most that claims of free slots lease at once.
+    expect(most).toBeGreaterThan(3);
+  });
 });
 
 describe('a refused write', () => {
