@@ -12,7 +12,9 @@
  * 'running' stamp and take no connection. How many are held follows how fast instances finish:
  * as many as finished in the last WINDOW_MS, at most `limit` (the worker passes twice its step
  * slots), so one waits here about WINDOW_MS; a worker whose instances run long holds none and
- * claims as before. One held longer than MAX_HOLD_MS (its slots stayed busy) is handed back.
+ * claims as before. One held longer than MAX_HOLD_MS (its slots stayed busy) is handed back, and
+ * one whose instance is cancelled meanwhile is dropped (the worker's cancel notification), so no
+ * run starts from what its claim read before the cancel.
  */
 import type { Claim } from './store';
 
@@ -59,6 +61,12 @@ export class ReadAhead {
   /** The oldest held claim, or null. */
   take(): Claim | null {
     return this.held.shift()?.claim ?? null;
+  }
+
+  /** Removes and returns the held claim of `instanceId`, or null when none is held. */
+  drop(instanceId: string): Claim | null {
+    const i = this.held.findIndex((h) => h.claim.instanceId === instanceId);
+    return i < 0 ? null : this.held.splice(i, 1)[0].claim;
   }
 
   /** Removes and returns the claims held longer than MAX_HOLD_MS. */

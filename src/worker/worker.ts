@@ -368,6 +368,13 @@ export class Worker {
 
   private onNotification(payload: string): void {
     const [kind, id] = payload.split(':');
+    if ((kind === 'cancel' || kind === 'compensate') && this.session && this.ahead.drop(id)) {
+      // Held, not started: it must not start from what the claim read before the cancel. A
+      // cancelled instance's queue row is gone; a compensating one is claimed again, with its request.
+      this.backlog = true;
+      void this.store.release(this.session.epoch, [id]).catch(() => undefined).finally(() => this.poke());
+      return;
+    }
     if (kind === 'cancel') {
       const a = this.active.get(id);
       if (a) {

@@ -41,6 +41,14 @@ describe('the read-ahead', () => {
     expect([ahead.take()?.instanceId, ahead.take()?.instanceId, ahead.take()?.instanceId, ahead.take()]).toEqual(['a', 'b', 'c', null]);
   });
 
+  it('gives up a held claim whose instance was cancelled, keeping the others in order', () => {
+    const { ahead } = withClock(4);
+    ahead.hold([claim('a'), claim('b'), claim('c')]);
+    expect(ahead.drop('b')?.instanceId).toBe('b');
+    expect(ahead.drop('b')).toBeNull();
+    expect([ahead.take()?.instanceId, ahead.take()?.instanceId, ahead.take()]).toEqual(['a', 'c', null]);
+  });
+
   it(`hands back what it held longer than ${MAX_HOLD_MS} ms, and only that`, () => {
     const { ahead, advance } = withClock(4);
     ahead.hold([claim('old')]);
