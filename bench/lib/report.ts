@@ -162,25 +162,18 @@ export function markdownTable(res: Results): string {
   const big = loads[0];
   const small = loads[1];
   if (big) {
-    const runOf = (k: SysKey, steps: number) => tp(res, k, 1, steps, conc).runs[0];
-    const memRow = present.map((k) => {
-      const r = runOf(k, big.steps);
-      return r ? f(Math.max(...r.rssMiB), 0) : '–';
-    });
-    rows.push([`Memory: worker peak RSS (VmHWM) under the ${big.count}-instance load, 1 worker, MiB`, ...memRow, ...ratios((k) => (runOf(k, big.steps)?.rssMiB.length ? Math.max(...runOf(k, big.steps)!.rssMiB) : NaN))]);
+    // Like the throughput rows, the median over the configuration's runs (it was the first run's:
+    // with --runs 3 the ninth run's PostgreSQL CPU row showed one run of three).
+    const medOf = (k: SysKey, steps: number, value: (r: ThroughputRun) => number) => med(tp(res, k, 1, steps, conc).runs.map(value).filter((v) => !Number.isNaN(v)));
+    const rss = (r: ThroughputRun) => (r.rssMiB.length ? Math.max(...r.rssMiB) : NaN);
+    rows.push([`Memory: worker peak RSS (VmHWM) under the ${big.count}-instance load, 1 worker, MiB`, ...present.map((k) => f(medOf(k, big.steps, rss), 0)), ...ratios((k) => medOf(k, big.steps, rss))]);
     for (const load of [big, small].filter(Boolean)) {
-      const size = (k: SysKey) => {
-        const r = runOf(k, load.steps);
-        return r ? r.sizeBytes / 1024 / (r.count / 1000) : NaN;
-      };
+      const size = (k: SysKey) => medOf(k, load.steps, (r) => r.sizeBytes / 1024 / (r.count / 1000));
       rows.push([`Database size per 1 000 completed ${load.steps}-step instances, KiB`, ...present.map((k) => f(size(k), 0)), ...ratios(size)]);
     }
-    const cpu = (k: SysKey, which: 'workerMs' | 'serverMs') => {
-      const r = runOf(k, big.steps);
-      // pgbench runs as no worker process of ours: its client CPU is not measured.
-      if (!r || (which === 'workerMs' && r.rssMiB.length === 0)) return NaN;
-      return r.cpu[which] / (r.count * r.steps);
-    };
+    // pgbench runs as no worker process of ours: its client CPU is not measured.
+    const cpu = (k: SysKey, which: 'workerMs' | 'serverMs') =>
+      medOf(k, big.steps, (r) => (which === 'workerMs' && r.rssMiB.length === 0 ? NaN : r.cpu[which] / (r.count * r.steps)));
     rows.push([`CPU per step, worker process(es), ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'workerMs'), 3)), ...ratios((k) => cpu(k, 'workerMs'))]);
     rows.push([`CPU per step, PostgreSQL server, ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'serverMs'), 3)), ...ratios((k) => cpu(k, 'serverMs'))]);
   }
