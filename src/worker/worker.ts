@@ -458,7 +458,8 @@ export class Worker {
           metrics.claimed.inc(claimed); // metrics
           failures = 0;
           for (const c of claims) {
-            if (this.ahead.size === 0 && this.room() > 0) this.dispatch(c, session);
+            // One of ours whose lease expired and came back (a re-claim) takes its new token at once.
+            if (this.active.has(c.instanceId) || (this.ahead.size === 0 && this.room() > 0)) this.dispatch(c, session);
             else this.ahead.hold([c]);
           }
         } catch (err) {
