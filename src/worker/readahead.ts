@@ -53,9 +53,8 @@ export class ReadAhead {
     return n;
   }
 
-  hold(claims: Claim[]): void {
-    const at = this.now();
-    for (const claim of claims) this.held.push({ claim, at });
+  hold(claim: Claim): void {
+    this.held.push({ claim, at: this.now() });
   }
 
   /** The oldest held claim, or null. */
@@ -78,7 +77,7 @@ export class ReadAhead {
   }
 
   /** Forgets every held claim (the session ended: its leases are handed back or gone). */
-  clear(): Claim[] {
-    return this.held.splice(0).map((h) => h.claim);
+  clear(): void {
+    this.held.length = 0;
   }
 }

@@ -460,7 +460,7 @@ export class Worker {
           for (const c of claims) {
             // One of ours whose lease expired and came back (a re-claim) takes its new token at once.
             if (this.active.has(c.instanceId) || (this.ahead.size === 0 && this.room() > 0)) this.dispatch(c, session);
-            else this.ahead.hold([c]);
+            else this.ahead.hold(c);
           }
         } catch (err) {
           if (this.ended(session)) break;
