@@ -9,7 +9,7 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
-import { eventually, startWorker, waitFor, type WorkerHandle } from '../support/worker';
+import { eventually, metricsAddress, startWorker, waitFor, type WorkerHandle } from '../support/worker';
 
 interface Sample {
   labels?: Record<string, string>;
@@ -29,17 +29,6 @@ let db: string;
 let tenant: string;
 let worker: WorkerHandle;
 let base: string;
-
-/** The metrics server's address, from the worker's log line (the port is chosen by the OS). */
-async function metricsAddress(w: WorkerHandle): Promise<string> {
-  let port = 0;
-  await eventually(async () => {
-    const line = w.logs.find((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('metrics on'));
-    port = line ? Number(line.port) : 0;
-    return port > 0;
-  }, 15_000, 'the metrics server');
-  return `http://127.0.0.1:${port}`;
-}
 
 type Scrape = Map<string, Family> & { text: string };
 

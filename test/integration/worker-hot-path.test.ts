@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PipelineError, pipelined } from '../../src/worker/pipeline';
 import { CLAIM_SQL, Store } from '../../src/worker/store';
 import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
-import { eventually, startWorker, waitFor } from '../support/worker';
+import { eventually, metricsAddress, startWorker, waitFor } from '../support/worker';
 
 let db: string;
 let alice: string;
@@ -175,8 +175,7 @@ describe('a busy worker', () => {
           if (Date.now() > deadline) throw new Error(`${q.queued} of 600 instances still queued after 60 s`);
         }
       });
-      const line = worker.logs.find((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('metrics on'));
-      const text = await (await fetch(`http://127.0.0.1:${Number(line?.port)}/metrics`)).text();
+      const text = await (await fetch(`${await metricsAddress(worker)}/metrics`)).text();
       const counter = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
       // A claim of free slots takes at most two; the read-ahead's claims take more.
       expect(counter('pg_durable_worker_instances_claimed_total')).toBe(600);

@@ -167,3 +167,14 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 15_0
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A worker's --metrics-port server address, from its 'metrics on' log line (the OS chooses the port). */
+export async function metricsAddress(w: WorkerHandle): Promise<string> {
+  let port = 0;
+  await eventually(async () => {
+    const line = w.logs.find((l) => typeof l.msg === 'string' && (l.msg as string).startsWith('metrics on'));
+    port = line ? Number(line.port) : 0;
+    return port > 0;
+  }, 15_000, 'the metrics server');
+  return `http://127.0.0.1:${port}`;
+}
