@@ -461,13 +461,13 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
   // Checkpoints: every ledger row is named by a completed SQL node run, and vice versa.
   const cps = await admin.q<{ lid: string; instance_id: string; stamp: string; node_id: string }>(
     `SELECT (r.result::jsonb -> 'rows' -> 0 ->> 'lid') AS lid, r.instance_id, r.stamp, r.node_id
-       FROM df._node_runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
+       FROM df._runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
       WHERE n.node_type = 'SQL' AND r.status = 'completed' AND r.result LIKE '%"lid"%'`,
   );
   v.steps.sqlCheckpoints = (await admin.q<{ n: number }>(
-    "SELECT count(*)::int AS n FROM df._node_runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id WHERE n.node_type = 'SQL' AND r.status = 'completed'",
+    "SELECT count(*)::int AS n FROM df._runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id WHERE n.node_type = 'SQL' AND r.status = 'completed'",
   )).rows[0].n;
-  v.steps.nodeRuns = (await admin.q<{ n: number }>('SELECT count(*)::int AS n FROM df._node_runs')).rows[0].n;
+  v.steps.nodeRuns = (await admin.q<{ n: number }>('SELECT count(*)::int AS n FROM df._runs')).rows[0].n;
   const cpLids = new Set(cps.rows.map((c) => c.lid));
   const ledgerIds = new Set(ledger.rows.map((l) => l.id));
   for (const l of ledger.rows) if (!cpLids.has(l.id)) v.add('missing_checkpoint', { lid: l.id, id: l.inst, step: l.step });
@@ -497,7 +497,7 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
   const timers = await admin.q<{ instance_id: string; node_type: string; wake_ms: number; fin_ms: number; start_ms: number }>(
     `SELECT r.instance_id, n.node_type, (r.detail ->> 'wake_at')::float8 AS wake_ms,
             extract(epoch FROM r.finished_at) * 1000 AS fin_ms, extract(epoch FROM r.started_at) * 1000 AS start_ms
-       FROM df._node_runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
+       FROM df._runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
       WHERE n.node_type IN ('SLEEP', 'WAIT_SCHEDULE') AND r.status = 'completed' AND r.detail ? 'wake_at'`,
   );
   const lateness: number[] = [];
@@ -535,7 +535,7 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
         spec: byId.get(id)?.spec,
         instance: (await admin.q('SELECT * FROM df.instances WHERE id = $1', [id])).rows,
         nodes: (await admin.q('SELECT id, node_type, query, result_name, status, result, status_details, updated_at FROM df.nodes WHERE instance_id = $1', [id])).rows,
-        node_runs: (await admin.q('SELECT * FROM df._node_runs WHERE instance_id = $1 ORDER BY started_at', [id])).rows,
+        node_runs: (await admin.q('SELECT * FROM df._runs WHERE instance_id = $1 ORDER BY started_at', [id])).rows,
         executions: (await admin.q('SELECT * FROM df._executions WHERE instance_id = $1', [id])).rows,
         work: (await admin.q('SELECT * FROM df._work WHERE instance_id = $1', [id])).rows,
         signals: (await admin.q('SELECT * FROM df._signals WHERE instance_id = $1', [id])).rows,

@@ -49,7 +49,7 @@ try {
     await sleep(100);
   }
   const rows = (await admin.q<{ id: string }>('SELECT id::text FROM ledger WHERE inst = $1 ORDER BY id', [id])).rows.map((r) => r.id);
-  const cp = (await admin.q<{ result: string }>("SELECT r.result FROM df._node_runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id WHERE r.instance_id = $1 AND n.query LIKE 'INSERT%'", [id])).rows;
+  const cp = (await admin.q<{ result: string }>("SELECT r.result FROM df._runs r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id WHERE r.instance_id = $1 AND n.query LIKE 'INSERT%'", [id])).rows;
   console.log(`instance ${id}: ${status}; ledger rows for step s1: ${rows.length} (ids ${rows.join(', ')}); checkpoint: ${cp.map((c) => c.result).join(' | ')}`);
   console.log(`worker log: ${JSON.stringify([...pool.stats.messages.entries()])}`);
   if (rows.length > 1) {

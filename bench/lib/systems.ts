@@ -215,7 +215,7 @@ export class Ours extends Base {
 
   /** The first step's start (a node run's started_at is the transaction start of its step). */
   override async firstPickup(db: string): Promise<number | null> {
-    const r = await (await this.admin(db)).query('SELECT (extract(epoch FROM min(started_at)) * 1000)::float8 AS t FROM df._node_runs');
+    const r = await (await this.admin(db)).query('SELECT (extract(epoch FROM min(started_at)) * 1000)::float8 AS t FROM df._runs');
     return r.rows[0].t === null ? null : Number(r.rows[0].t);
   }
 

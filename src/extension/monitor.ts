@@ -282,7 +282,7 @@ export function instanceNodesHistory(instanceId: string, lastN: number): Record<
        FROM ex
       CROSS JOIN df.nodes n
        LEFT JOIN LATERAL (
-            SELECT x.status, x.result, x.started_at, x.finished_at FROM df._node_runs x
+            SELECT x.status, x.result, x.started_at, x.finished_at FROM df._runs x
              WHERE ${eq('x.instance_id', '$1::pg_catalog.text')} AND ${eq('x.execution_id', 'ex.execution_id')} AND ${eq('x.node_id', 'n.id')}
              ORDER BY x.started_at DESC, x.finished_at DESC NULLS FIRST, x.stamp DESC
              LIMIT 1) r ON true
@@ -302,7 +302,7 @@ export function instanceExecutions(instanceId: string, limitCount: number): Reco
   return query(
     `SELECT e.execution_id::pg_catalog.int8 AS execution_id, e.status,
             (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.+) pg_catalog.count(r.finished_at)
-               FROM df._node_runs r
+               FROM df._runs r
               WHERE ${eq('r.instance_id', 'e.instance_id')} AND ${eq('r.execution_id', 'e.execution_id')}) AS event_count,
             CASE WHEN e.completed_at IS NULL THEN 0::pg_catalog.int8
                  ELSE pg_catalog.floor(EXTRACT(epoch FROM e.completed_at OPERATOR(pg_catalog.-) e.started_at) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8

@@ -8,8 +8,9 @@
 -- The token is a random UUID the user's SQL never sees (it is a bind parameter), so holding
 -- EXECUTE on this function gives a role nothing.
 --
--- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?}], at most one
--- event per (stamp, node) — the worker coalesces. p_instance_status: NULL (nodes only), 'running'
+-- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?, final?}], at
+-- most one event per (stamp, node) — the worker coalesces. final: in a commit that ends the
+-- instance, the node's last event, of a run no earlier write recorded; it writes the node row only. p_instance_status: NULL (nodes only), 'running'
 -- (the worker sends it with its first write for a pending instance: a claim no longer marks
 -- instances running, so a one-step instance is written once, pending -> completed),
 -- 'completed', 'failed', 'cancelled' (a compensating cancel, after its undos) or 'continue:<g>'
@@ -29,6 +30,7 @@ DECLARE
     v_status text;
     v_result text;
     v_detail jsonb;
+    v_ends bool := COALESCE(p_instance_status IN ('completed', 'failed', 'cancelled'), false);
 BEGIN
     IF p_instance_status IN ('completed', 'failed') THEN
         -- The run ends: checking the lease and dropping the queue row is one statement (the
@@ -60,15 +62,19 @@ BEGIN
         IF jsonb_typeof(v_detail) = 'null' THEN
             v_detail := NULL;
         END IF;
-        INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
-        VALUES (p_instance, v_stamp, v_node, v_exec, v_status, v_result, v_detail,
-                CASE WHEN v_status <> 'running' THEN clock_timestamp() END, v_who)
-        ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
-           SET status = EXCLUDED.status, result = EXCLUDED.result,
-               detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
-               finished_at = EXCLUDED.finished_at
-         -- A late 'running' stamp (written concurrently with a slow step) never undoes its outcome.
-         WHERE NOT (EXCLUDED.status = 'running' AND r.status <> 'running');
+        -- A "final" event of a commit that ends the instance has no run row: the node's row below
+        -- keeps it (df._runs, src/sql/00_schema.sql).
+        IF NOT (v_ends AND v_status <> 'running' AND (v_ev ->> 'final')::bool IS TRUE) THEN
+            INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
+            VALUES (p_instance, v_stamp, v_node, v_exec, v_status, v_result, v_detail,
+                    CASE WHEN v_status <> 'running' THEN clock_timestamp() END, v_who)
+            ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
+               SET status = EXCLUDED.status, result = EXCLUDED.result,
+                   detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
+                   finished_at = EXCLUDED.finished_at
+             -- A late 'running' stamp (written concurrently with a slow step) never undoes its outcome.
+             WHERE NOT (EXCLUDED.status = 'running' AND r.status <> 'running');
+        END IF;
 
         UPDATE df.nodes n
            SET status = v_status,

@@ -102,7 +102,7 @@ export class UiData {
         await client.query(`SELECT * FROM df.instance_nodes($1::pg_catalog.text)`, [id]),
         await client.query(
           `SELECT node_id, stamp, execution_id, status, started_at, finished_at, detail
-             FROM df._node_runs WHERE instance_id OPERATOR(pg_catalog.=) $1::pg_catalog.text
+             FROM df._runs WHERE instance_id OPERATOR(pg_catalog.=) $1::pg_catalog.text
             ORDER BY started_at DESC, stamp DESC LIMIT ${MAX_RUNS}`,
           [id],
         ),

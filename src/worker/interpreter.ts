@@ -257,6 +257,7 @@ export class Interpreter {
    * have finished): nothing to do then.
    */
   private stampRunning(events: NodeEvent[]): void {
+    this.runs.sending(events);
     this.deps.store.commit(this.inst.id, this.inst.token, events, this.inst.started ? null : 'running').then(() => { this.inst.started = true; }, () => undefined);
   }
 
@@ -427,7 +428,9 @@ export class Interpreter {
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.runs.withPending(done);
           const transition: InstanceTransition | null = spine ? 'completed' : this.runs.withStart(null);
-          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(batch.events), transition, spine ? json : null]);
+          const sent = spine ? this.runs.ending(batch.events) : batch.events;
+          this.runs.sending(batch.events);
+          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(sent), transition, spine ? json : null]);
           carried = { batch, done };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),

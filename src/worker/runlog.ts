@@ -16,6 +16,9 @@ export interface Batch {
 
 const keyOf = (stamp: string, nodeId: string) => `${stamp}|${nodeId}`;
 
+/** A transition after which nothing of the instance is written again (its queue row is gone). */
+const endsInstance = (t: InstanceTransition | null) => t === 'completed' || t === 'failed' || t === 'cancelled';
+
 /** Later fields win; details merge. */
 const merge = (prev: NodeEvent | undefined, e: NodeEvent): NodeEvent =>
   prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e;
@@ -34,6 +37,11 @@ export class RunLog {
    * durable yet (`done`: the step and what it ends; `taken`: the pending events it carries).
    */
   private unconfirmed: { done: NodeEvent[]; taken: [string, NodeEvent][] } | null = null;
+  /**
+   * Every run a write may have recorded (stamp|node): loaded at claim, or sent in any write since,
+   * whether or not that write committed. Only a run outside it may be left to its node's row.
+   */
+  private readonly written = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -41,7 +49,29 @@ export class RunLog {
     private readonly inst: { id: string; token: string; started: boolean },
     history: RunRecord[],
   ) {
-    for (const r of history) this.history.set(keyOf(r.stamp, r.nodeId), r);
+    for (const r of history) {
+      this.history.set(keyOf(r.stamp, r.nodeId), r);
+      this.written.add(keyOf(r.stamp, r.nodeId));
+    }
+  }
+
+  /** Notes the runs a write is about to send (before it is sent: a failed send may still have committed). */
+  sending(events: NodeEvent[]): void {
+    for (const e of events) this.written.add(keyOf(e.stamp, e.node));
+  }
+
+  /**
+   * The events of a commit that ends the instance, each node's last event marked `final` where no
+   * write recorded its run before: df._commit then writes only the node's row, which nothing
+   * writes again once the instance has ended (df._runs reads the run from it). It spared a
+   * one-step instance one of its completion's five writes (docs/PERFORMANCE.md).
+   */
+  ending(events: NodeEvent[]): NodeEvent[] {
+    const last = new Map<string, number>();
+    events.forEach((e, i) => last.set(e.node, i));
+    return events.map((e, i) =>
+      last.get(e.node) === i && e.status !== 'running' && !this.written.has(keyOf(e.stamp, e.node)) ? { ...e, final: true } : e,
+    );
   }
 
   get(stamp: string, nodeId: string): RunRecord | undefined {
@@ -109,7 +139,9 @@ export class RunLog {
     const batch = this.withPending(events);
     if (batch.events.length === 0 && transition === null) return;
     const t = this.withStart(transition);
-    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, batch.events, t, output))); // metrics
+    const sent = endsInstance(t) ? this.ending(batch.events) : batch.events;
+    this.sending(batch.events);
+    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, sent, t, output))); // metrics
     this.inst.started = true;
     this.committed(batch);
     this.record(events);

@@ -61,6 +61,8 @@ export interface NodeEvent {
   result?: string | null;
   json?: boolean;
   detail?: Record<string, unknown> | null;
+  /** In a commit that ends the instance: the node's row keeps this run, no df._node_runs row is written (df._runs). */
+  final?: boolean;
 }
 
 /** `continue:<g>` closes root-loop execution g and opens g+1 (a no-op if g+1 is already open). */
@@ -251,7 +253,7 @@ export class Store {
   /** A node run's completed result, or null: how a step learns that its ambiguous commit happened. */
   async completedResult(instanceId: string, stamp: string, nodeId: string): Promise<string | null> {
     const r = await this.q<{ result: string | null }>(
-      "SELECT result FROM df._node_runs WHERE instance_id = $1::text AND stamp = $2::text AND node_id = $3::text AND status = 'completed'",
+      "SELECT result FROM df._runs WHERE instance_id = $1::text AND stamp = $2::text AND node_id = $3::text AND status = 'completed'",
       [instanceId, stamp, nodeId],
     );
     return r.rowCount === 0 ? null : (r.rows[0].result ?? 'null');
@@ -264,7 +266,7 @@ export class Store {
    */
   async preparedFate(instanceId: string, gid: string): Promise<{ checkpointed: boolean; token: string | null }> {
     const r = await this.q<{ checkpointed: boolean; token: string | null }>(
-      `SELECT EXISTS (SELECT 1 FROM df._node_runs WHERE instance_id = $1::text AND status = 'completed' AND detail ->> 'xact' = $2::text) AS checkpointed,
+      `SELECT EXISTS (SELECT 1 FROM df._runs WHERE instance_id = $1::text AND status = 'completed' AND detail ->> 'xact' = $2::text) AS checkpointed,
               (SELECT lease_token::text FROM df._work WHERE instance_id = $1::text) AS token`,
       [instanceId, gid],
     );

@@ -235,7 +235,7 @@ describe('at-least-once (shared cluster, max_prepared_transactions = 0) and unre
     expect(node.result).toMatchObject({ rows: [{ v: 'hello', db: env.target, cu: env.tenant, su: env.tenant }] });
     expect(node.status_details.note).toBe(AT_LEAST_ONCE(env.target));
     expect(node.status_details.xact).toBeUndefined();
-    expect(await scalar(env.admin, 'SELECT count(*)::int FROM df._node_runs WHERE instance_id = $1 AND status = $2', [id, 'completed'])).toBeGreaterThan(0);
+    expect(await scalar(env.admin, 'SELECT count(*)::int FROM df._runs WHERE instance_id = $1 AND status = $2', [id, 'completed'])).toBeGreaterThan(0);
   });
 
   it('another tenant sees nothing of it at home (RLS), and cannot write the target table', async () => {

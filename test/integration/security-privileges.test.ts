@@ -54,6 +54,7 @@ const CONTRACT_SET = [
 const OUR_EXTRAS = [
   'table df._executions SELECT',
   'table df._node_runs SELECT',
+  'table df._runs SELECT',
   'table df._signals SELECT',
   ...['instance_id', 'signal_name', 'payload'].map((c) => `column df._signals.${c} INSERT`),
   'function df._commit(text,uuid,jsonb,text,text) EXECUTE',
@@ -171,10 +172,10 @@ describe('df.grant_usage / df.revoke_usage (API §11.2, §11.3)', () => {
 describe("another tenant's rows: invisible and untouchable", () => {
   it('bob reads none of alice\'s rows from any table', async () => {
     for (const [table, col] of [
-      ['df.instances', 'id'], ['df.nodes', 'instance_id'], ['df._executions', 'instance_id'], ['df._node_runs', 'instance_id'], ['df._signals', 'instance_id'],
+      ['df.instances', 'id'], ['df.nodes', 'instance_id'], ['df._executions', 'instance_id'], ['df._node_runs', 'instance_id'], ['df._runs', 'instance_id'], ['df._signals', 'instance_id'],
     ]) {
       expect({ table, n: await scalar<number>(b, `SELECT count(*)::int FROM ${table} WHERE ${col} = $1`, [mine]) }).toEqual({ table, n: 0 });
-      expect({ table, n: await scalar<number>(a, `SELECT count(*)::int FROM ${table} WHERE ${col} = $1`, [mine]) }).toEqual({ table, n: table === 'df._node_runs' ? 0 : 1 + (table === 'df.nodes' ? 2 : 0) });
+      expect({ table, n: await scalar<number>(a, `SELECT count(*)::int FROM ${table} WHERE ${col} = $1`, [mine]) }).toEqual({ table, n: table === 'df._node_runs' || table === 'df._runs' ? 0 : 1 + (table === 'df.nodes' ? 2 : 0) });
     }
     expect(await scalar<number>(b, 'SELECT count(*)::int FROM df.vars')).toBe(0);
     expect(await scalar<number>(a, 'SELECT count(*)::int FROM df.vars')).toBe(1);
@@ -256,6 +257,7 @@ describe('own rows: only what the column grants allow, and only a cancel', () =>
     ["INSERT INTO df._signals (instance_id, signal_name, payload, submitted_by) VALUES ($1, 'go', '{}', 'postgres')", 'permission denied for table _signals'],
     ["INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES ($1, 9, CURRENT_USER::regrole)", 'permission denied for table _executions'],
     ['DELETE FROM df._node_runs WHERE instance_id = $1', 'permission denied for table _node_runs'],
+    ['DELETE FROM df._runs WHERE instance_id = $1', 'cannot delete from view "_runs"'],
     ['ALTER TABLE df.instances DISABLE ROW LEVEL SECURITY /* $1 */', 'must be owner of table instances'],
     ['CREATE TABLE df.mine (x int) /* $1 */', 'permission denied for schema df'],
     ['CREATE FUNCTION df._commit(text) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$ /* $1 */', 'permission denied for schema df'],

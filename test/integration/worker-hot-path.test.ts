@@ -188,6 +188,59 @@ describe('a busy worker', () => {
   });
 });
 
+describe('the run that ends an instance', () => {
+  it("lives in its node's row: no df._node_runs row, and df._runs and the monitoring functions show it", async () => {
+    const wdb = await freshDatabase('hot_path_final');
+    const tenant = await createTenant(wdb, 'final');
+    const other = await createTenant(wdb, 'other');
+    const [one, chain, slow] = await asRole(wdb, tenant, async (c) => [
+      await scalar<string>(c, "SELECT df.start('SELECT 1 AS a')"),
+      await scalar<string>(c, "SELECT df.start('SELECT 1 AS a' ~> 'SELECT 2 AS b')"),
+      // Slower than the 200 ms after which a step's 'running' stamp is written: that run has a row.
+      await scalar<string>(c, "SELECT df.start('SELECT pg_sleep(0.5) IS NULL AS slept')"),
+    ]);
+    const worker = startWorker(url(wdb), { extraArgs: ['--poll-interval', '50'] });
+    try {
+      await withPg(wdb, async (c) => {
+        for (const id of [one, chain, slow]) expect(await waitFor(c, id)).toBe('completed');
+      });
+    } finally {
+      await worker.stop();
+    }
+    const rows = (id: string, from: string) =>
+      withPg(wdb, async (c) => (await c.query(`SELECT node_id, stamp, execution_id, status, result FROM ${from} WHERE instance_id = $1 ORDER BY node_id`, [id])).rows);
+    const nodes = (id: string) =>
+      withPg(wdb, async (c) => (await c.query("SELECT id, status, result::text AS result FROM df.nodes WHERE instance_id = $1 AND status <> 'pending' ORDER BY id", [id])).rows);
+
+    // One step: its only run is its node's row.
+    expect(await rows(one, 'df._node_runs')).toEqual([]);
+    const [node] = await nodes(one);
+    expect(await rows(one, 'df._runs')).toEqual([{ node_id: node.id, stamp: `${one}::1`, execution_id: 1, status: 'completed', result: node.result }]);
+    // A chain: the first step's run was written by its own checkpoint; every node that ran has one run.
+    expect((await rows(chain, 'df._node_runs')).length).toBeGreaterThan(0);
+    expect((await rows(chain, 'df._runs')).map((r) => [r.node_id, r.status])).toEqual((await nodes(chain)).map((n) => [n.id, 'completed']));
+    // A run stamped 'running' before it ended keeps its row, and the row ends completed.
+    expect((await rows(slow, 'df._node_runs')).map((r) => r.status)).toEqual(['completed']);
+    expect((await rows(slow, 'df._runs')).length).toBe(1);
+
+    await asRole(wdb, tenant, async (c) => {
+      const ex = (await c.query('SELECT execution_id, status, event_count FROM df.instance_executions($1)', [one])).rows;
+      expect(ex).toEqual([{ execution_id: '1', status: 'Completed', event_count: '2' }]);
+      const history = (await c.query('SELECT status, result FROM df.instance_nodes($1, 1)', [one])).rows;
+      expect(history).toEqual([{ status: 'completed', result: node.result }]);
+    });
+    // The ambiguous-commit check of a step finds the run, and another tenant sees none of it.
+    const s = new Store(url(wdb), 1, () => false);
+    try {
+      expect(JSON.parse((await s.completedResult(one, `${one}::1`, node.id))!)).toEqual(JSON.parse(node.result));
+    } finally {
+      await s.end();
+    }
+    expect(await asRole(wdb, other, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._runs'))).toBe(0);
+    expect(await asRole(wdb, tenant, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._runs'))).toBeGreaterThan(3);
+  });
+});
+
 describe('a refused write', () => {
   it('keeps the management connection: a lease lost is an answer, not a broken session', async () => {
     // A 'running' stamp that loses the race with its instance's completion is refused (PD001).

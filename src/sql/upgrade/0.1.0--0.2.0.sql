@@ -81,7 +81,7 @@ BEGIN
     EXECUTE format('GRANT INSERT (id, label, root_node, submitted_by, database) ON df.instances TO %I%s', p_role, opt);
     EXECUTE format('GRANT INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database) ON df.nodes TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, opt);
-    EXECUTE format('GRANT SELECT ON df._executions, df._node_runs TO %I%s', p_role, opt);
+    EXECUTE format('GRANT SELECT ON df._executions, df._node_runs, df._runs TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload) ON df._signals TO %I%s', p_role, opt);
     -- Step connections run as the role and checkpoint through the lease-fenced df._commit (with
     -- the grant option when delegating, so a delegated admin's grants work too).
@@ -115,7 +115,7 @@ BEGIN
     EXECUTE format('REVOKE UPDATE (status, updated_at) ON df.instances FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE SELECT ON df.instances FROM %I CASCADE', p_role);
     -- Beyond the original's set: what our grant_usage adds for monitoring and signals.
-    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._executions FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._runs, df._executions FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE INSERT (nonce) ON df._launch_tickets FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;
@@ -216,6 +216,7 @@ DECLARE
     v_status text;
     v_result text;
     v_detail jsonb;
+    v_ends bool := COALESCE(p_instance_status IN ('completed', 'failed', 'cancelled'), false);
 BEGIN
     IF p_instance_status IN ('completed', 'failed') THEN
         -- The run ends: checking the lease and dropping the queue row is one statement (the
@@ -247,15 +248,19 @@ BEGIN
         IF jsonb_typeof(v_detail) = 'null' THEN
             v_detail := NULL;
         END IF;
-        INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
-        VALUES (p_instance, v_stamp, v_node, v_exec, v_status, v_result, v_detail,
-                CASE WHEN v_status <> 'running' THEN clock_timestamp() END, v_who)
-        ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
-           SET status = EXCLUDED.status, result = EXCLUDED.result,
-               detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
-               finished_at = EXCLUDED.finished_at
-         -- A late 'running' stamp (written concurrently with a slow step) never undoes its outcome.
-         WHERE NOT (EXCLUDED.status = 'running' AND r.status <> 'running');
+        -- A "final" event of a commit that ends the instance has no run row: the node's row below
+        -- keeps it (df._runs, src/sql/00_schema.sql).
+        IF NOT (v_ends AND v_status <> 'running' AND (v_ev ->> 'final')::bool IS TRUE) THEN
+            INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
+            VALUES (p_instance, v_stamp, v_node, v_exec, v_status, v_result, v_detail,
+                    CASE WHEN v_status <> 'running' THEN clock_timestamp() END, v_who)
+            ON CONFLICT (instance_id, stamp, node_id) DO UPDATE
+               SET status = EXCLUDED.status, result = EXCLUDED.result,
+                   detail = COALESCE(r.detail, '{}'::jsonb) || COALESCE(EXCLUDED.detail, '{}'::jsonb),
+                   finished_at = EXCLUDED.finished_at
+             -- A late 'running' stamp (written concurrently with a slow step) never undoes its outcome.
+             WHERE NOT (EXCLUDED.status = 'running' AND r.status <> 'running');
+        END IF;
 
         UPDATE df.nodes n
            SET status = v_status,
@@ -661,5 +666,125 @@ BEGIN
     PERFORM pg_catalog.pg_advisory_unlock_all();
     DISCARD TEMP;
     DISCARD SEQUENCES;
+END
+$$;
+
+-- The run log as readers see it: df._node_runs, plus the runs only a node row holds. A commit
+-- that ends its instance (completed, failed, cancelled) writes no node run for an event marked
+-- "final" (the node's last event of the commit, of a run the worker never wrote before): the
+-- node's row, updated by the same commit and never written again once the instance has ended,
+-- is that run. It spares a one-step instance one of its completion's five writes and a quarter
+-- of its bytes (docs/PERFORMANCE.md, "Runs kept by node rows"). Such a run's result is the node
+-- row's JSON text (what df._jsonb_text shows for either form), its detail the node's
+-- status_details without the stamp, its finish the node's updated_at and its start the instance's
+-- updated_at: now() of that commit's transaction, as a run row's default was. Security invoker:
+-- each reader's row-level security on the tables decides what it sees.
+CREATE VIEW df._runs WITH (security_invoker = true) AS
+SELECT r.instance_id, r.stamp, r.node_id, r.execution_id, r.status, r.result, r.detail,
+       r.started_at, r.finished_at, r.submitted_by
+  FROM df._node_runs r
+UNION ALL
+SELECT n.instance_id, n.status_details OPERATOR(pg_catalog.->>) 'execution_id', n.id,
+       pg_catalog.split_part(n.status_details OPERATOR(pg_catalog.->>) 'execution_id', '::', 2)::pg_catalog.int4,
+       n.status, n.result::pg_catalog.text,
+       CASE WHEN n.status_details OPERATOR(pg_catalog.-) 'execution_id'::pg_catalog.text OPERATOR(pg_catalog.<>) '{}'::pg_catalog.jsonb
+            THEN n.status_details OPERATOR(pg_catalog.-) 'execution_id'::pg_catalog.text END,
+       LEAST(i.updated_at, n.updated_at), n.updated_at, n.submitted_by
+  FROM df.nodes n
+  JOIN df.instances i ON i.id OPERATOR(pg_catalog.=) n.instance_id
+ WHERE n.status OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'failed']::pg_catalog.text[])
+   AND n.status_details OPERATOR(pg_catalog.?) 'execution_id'
+   AND NOT EXISTS (SELECT 1 FROM df._node_runs x
+                    WHERE x.instance_id OPERATOR(pg_catalog.=) n.instance_id
+                      AND x.stamp OPERATOR(pg_catalog.=) (n.status_details OPERATOR(pg_catalog.->>) 'execution_id')
+                      AND x.node_id OPERATOR(pg_catalog.=) n.id);
+REVOKE ALL ON df._runs FROM PUBLIC;
+
+-- The event counts read df._runs (src/sql/60_monitoring.sql).
+CREATE OR REPLACE FUNCTION df.metrics()
+    RETURNS TABLE (total_instances pg_catalog.int8, running_instances pg_catalog.int8, completed_instances pg_catalog.int8,
+                   failed_instances pg_catalog.int8, total_executions pg_catalog.int8, total_events pg_catalog.int8)
+    LANGUAGE sql STABLE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+SELECT i.total, i.running, i.completed, i.failed, e.total, r.events
+  FROM (SELECT pg_catalog.count(*) AS total,
+               pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['pending','running']::pg_catalog.text[])) AS running,
+               pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'completed') AS completed,
+               pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['failed','cancelled']::pg_catalog.text[])) AS failed
+          FROM df.instances) i,
+       (SELECT pg_catalog.count(*) AS total FROM df._executions) e,
+       (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.+) pg_catalog.count(finished_at) AS events FROM df._runs) r
+$$;
+
+CREATE OR REPLACE FUNCTION df._prune_executions(p_instances pg_catalog.text[], p_before pg_catalog.timestamptz,
+                                     OUT instances_processed pg_catalog.int8, OUT executions_deleted pg_catalog.int8,
+                                     OUT events_deleted pg_catalog.int8)
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+DECLARE
+    v_super bool := COALESCE((SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = session_user), false);
+    v_inst record;
+    v_current int4;
+    v_execs int8;
+    v_events int8;
+BEGIN
+    instances_processed := 0;
+    executions_deleted := 0;
+    events_deleted := 0;
+    IF p_instances IS NULL OR p_before IS NULL THEN
+        RETURN;
+    END IF;
+    FOR v_inst IN
+        SELECT i.id, i.status, i.submitted_by, COALESCE(i.completed_at, i.updated_at) AS last_active
+          FROM df.instances i
+         WHERE i.id = ANY (p_instances)
+         ORDER BY i.id
+    LOOP
+        IF NOT (v_super OR pg_has_role(session_user, v_inst.submitted_by::oid, 'MEMBER')) THEN
+            RAISE EXCEPTION 'df.prune_executions: permission denied for instance %', v_inst.id
+                USING ERRCODE = '42501';
+        END IF;
+        instances_processed := instances_processed + 1;
+        IF v_inst.status IN ('completed', 'failed', 'cancelled') AND v_inst.last_active < p_before THEN
+            SELECT count(*) INTO v_execs FROM df._executions e WHERE e.instance_id = v_inst.id;
+            SELECT count(*) + count(r.finished_at) INTO v_events FROM df._runs r WHERE r.instance_id = v_inst.id;
+            DELETE FROM df.instances WHERE id = v_inst.id;
+        ELSE
+            SELECT max(e.execution_id) INTO v_current FROM df._executions e WHERE e.instance_id = v_inst.id;
+            WITH gone AS (
+                DELETE FROM df._executions e
+                 WHERE e.instance_id = v_inst.id
+                   AND e.execution_id < v_current
+                   AND e.status <> 'Running'
+                   AND e.completed_at < p_before
+                RETURNING e.execution_id
+            ), runs AS (
+                DELETE FROM df._node_runs r
+                 USING gone
+                 WHERE r.instance_id = v_inst.id AND r.execution_id = gone.execution_id
+                RETURNING r.finished_at
+            )
+            SELECT (SELECT count(*) FROM gone), (SELECT count(*) + count(runs.finished_at) FROM runs)
+              INTO v_execs, v_events;
+        END IF;
+        executions_deleted := executions_deleted + v_execs;
+        events_deleted := events_deleted + v_events;
+    END LOOP;
+END
+$$;
+
+-- Roles that may read df._node_runs (df.grant_usage under 0.1.0) may read df._runs, with the grant
+-- option where they hold it on df._node_runs.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT a.grantee::regrole::text AS role, bool_or(a.is_grantable) AS grantable
+               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+              WHERE c.oid = 'df._node_runs'::pg_catalog.regclass AND a.privilege_type = 'SELECT'
+                AND a.grantee <> 0 AND a.grantee <> c.relowner
+              GROUP BY a.grantee LOOP
+        EXECUTE format('GRANT SELECT ON df._runs TO %s%s', r.role, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
 END
 $$;

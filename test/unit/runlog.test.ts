@@ -1,0 +1,31 @@
+/**
+ * Which events of a commit that ends an instance leave their run to the node's row (df._runs):
+ * each node's last event, finished, of a run no earlier write may have recorded.
+ */
+import { describe, expect, it } from 'vitest';
+import { RunLog } from '../../src/worker/runlog';
+import type { StepRunner } from '../../src/worker/steps';
+import type { NodeEvent, Store } from '../../src/worker/store';
+
+const log = (history: { stamp: string; nodeId: string }[] = []) =>
+  new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true },
+    history.map((h) => ({ ...h, status: 'running' as const, result: null, detail: null })));
+const finals = (events: NodeEvent[]) => events.filter((e) => e.final).map((e) => `${e.stamp}|${e.node}`);
+const done = (node: string, stamp = 'i1::1'): NodeEvent => ({ node, stamp, status: 'completed', result: '1', json: true });
+
+describe('the events of a commit that ends an instance', () => {
+  it('leave a never-written run to its node row', () => {
+    expect(finals(log().ending([done('a'), done('b')]))).toEqual(['i1::1|a', 'i1::1|b']);
+  });
+
+  it('keep a row for a run loaded at claim or sent in any earlier write', () => {
+    const l = log([{ stamp: 'i1::1', nodeId: 'a' }]);
+    l.sending([{ node: 'b', stamp: 'i1::1', status: 'running' }]);
+    expect(finals(l.ending([done('a'), done('b'), done('c')]))).toEqual(['i1::1|c']);
+  });
+
+  it("mark only a node's last event (its row shows that one) and never a 'running' one", () => {
+    const events = [done('a', 'i1::1::x::1'), done('a', 'i1::1::x::2'), { node: 'b', stamp: 'i1::1', status: 'running' as const }];
+    expect(finals(log().ending(events))).toEqual(['i1::1::x::2|a']);
+  });
+});
