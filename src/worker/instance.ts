@@ -14,7 +14,8 @@ import { buildTree } from '../core/flatten';
 import type { Node, TreeNode } from '../core/node';
 import { validateGraph } from '../core/validate';
 import { Aborted } from './clock';
-import { Interpreter, failingPath, type Deps, type InstanceState } from './interpreter';
+import { Interpreter, type Deps, type InstanceState } from './interpreter';
+import { failingPath } from './outcome';
 import { LeaseLost, StepIdentityError } from './steps';
 import { MAX_LOADED_GRAPH_BYTES, MAX_LOADED_NODES, type Claim } from './store';
 

@@ -12,12 +12,13 @@ import { DfError } from '../core/errors';
 import { utf8Bytes } from '../core/limits';
 import { nextTick } from '../core/cron';
 import type { TreeNode } from '../core/node';
-import { parseJsonOrdered, stringifyJson, substitute, substituteWholeValue, tryParseJson, type SubstitutionContext } from '../core/substitute';
+import { substitute, substituteWholeValue, type SubstitutionContext } from '../core/substitute';
 import { conditionIsTrue, ifRowsTest } from '../core/truthy';
 import { Aborted, type Clock } from './clock';
 import { executeHttp, executeHttpMultipart, type EgressPolicy, type HttpAuditEntry } from './http';
 import type { Logger } from './log';
 import { metrics } from './metrics';
+import { compactJson, config, fail, failingPath, isJson, ok, type Outcome } from './outcome';
 import { hasUndo, snapshotFor, undoStamp, UndoStack, type Registration } from './saga';
 import type { SignalHub } from './signals';
 import { type Batch, RunLog } from './runlog';
@@ -32,7 +33,6 @@ export interface CompensationEntry {
   error?: string;
 }
 
-export type Outcome = { kind: 'ok'; result: string } | { kind: 'fail'; error: string } | { kind: 'break'; value: string };
 
 interface Scope {
   /** `<scope>::<generation>`, written to status_details.execution_id. */
@@ -87,48 +87,6 @@ const SIGNAL_RECHECK_MS = 5000;
 
 const HTTP_SIGNATURE = 'df.http(text,text,text,jsonb,integer)';
 const MULTIPART_SIGNATURE = 'df.http_multipart(text,text,jsonb,jsonb,integer)';
-
-const ok = (result: string): Outcome => ({ kind: 'ok', result });
-const fail = (error: string): Outcome => ({ kind: 'fail', error });
-
-function compactJson(text: string): string {
-  return stringifyJson(parseJsonOrdered(text));
-}
-
-function isJson(text: string): boolean {
-  return tryParseJson(text) !== undefined;
-}
-
-/** A node's JSON config object, or a DfError naming the node type (hand-written rows are untrusted). */
-function config<T>(node: TreeNode): T {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(node.query ?? '');
-  } catch (err) {
-    throw new DfError(`${node.node_type} node ${node.id}: invalid JSON config: ${(err as Error).message}`);
-  }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new DfError(`${node.node_type} node ${node.id}: config must be a JSON object`);
-  }
-  return parsed as T;
-}
-
-/**
- * The events that fail an instance's path: every run still `running` becomes `failed` with
- * `message`, and the root is failed even if it had no run yet (its start waits for the next
- * durable write). Runs that finished are left alone.
- */
-export function failingPath(history: Iterable<RunRecord>, rootId: string, rootStamp: string, message: string): NodeEvent[] {
-  const events: NodeEvent[] = [];
-  let root = false;
-  for (const r of history) {
-    if (r.status !== 'running') continue;
-    events.push({ node: r.nodeId, stamp: r.stamp, status: 'failed', result: message, json: false });
-    if (r.nodeId === rootId && r.stamp === rootStamp) root = true;
-  }
-  if (!root) events.push({ node: rootId, stamp: rootStamp, status: 'failed', result: message, json: false });
-  return events;
-}
 
 /**
  * A SQL step that is still running after this long gets its 'running' stamp written (for
