@@ -216,6 +216,12 @@ describe('the run that ends an instance', () => {
     expect(await rows(one, 'df._node_runs')).toEqual([]);
     const [node] = await nodes(one);
     expect(await rows(one, 'df._runs')).toEqual([{ node_id: node.id, stamp: `${one}::1`, execution_id: 1, status: 'completed', result: node.result }]);
+    // It started when its step's transaction did (the instance's completion stamps now() of it) and ended at its checkpoint.
+    const times = await withPg(wdb, async (c) => (await c.query(
+      `SELECT r.started_at = i.updated_at AS at_step_start, r.finished_at = n.updated_at AS at_checkpoint, r.started_at <= r.finished_at AS ordered
+         FROM df._runs r JOIN df.instances i ON i.id = r.instance_id JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
+        WHERE r.instance_id = $1`, [one])).rows);
+    expect(times).toEqual([{ at_step_start: true, at_checkpoint: true, ordered: true }]);
     // A chain: the first step's run was written by its own checkpoint; every node that ran has one run.
     expect((await rows(chain, 'df._node_runs')).length).toBeGreaterThan(0);
     expect((await rows(chain, 'df._runs')).map((r) => [r.node_id, r.status])).toEqual((await nodes(chain)).map((n) => [n.id, 'completed']));
