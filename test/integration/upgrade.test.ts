@@ -71,10 +71,11 @@ describe(`ALTER EXTENSION pg_durable UPDATE (${PREVIOUS} -> ${CURRENT})`, () => 
       const privs = (await c.query(
         `SELECT has_function_privilege($1, 'df._commit(text, uuid, jsonb, text, text)', 'EXECUTE') AS commit_fn,
                 has_function_privilege($1, 'df._start_new(uuid, text, text, text)', 'EXECUTE') AS start_new,
-                has_column_privilege($1, 'df._launch_tickets', 'nonce', 'INSERT') AS ticket`,
+                has_column_privilege($1, 'df._launch_tickets', 'nonce', 'INSERT') AS ticket,
+                has_table_privilege($1, 'df._runs', 'SELECT') AS run_log`,
         [role],
       )).rows[0];
-      expect(privs).toEqual({ commit_fn: true, start_new: true, ticket: true });
+      expect(privs).toEqual({ commit_fn: true, start_new: true, ticket: true, run_log: true });
     });
   });
 
