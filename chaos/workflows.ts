@@ -4,7 +4,7 @@
  *
  * Every effectful step appends to `ledger` (no unique constraint, on purpose: a duplicate is counted,
  * not turned into a failure) and returns the new row's id as `lid`, so the checkpoint that recorded
- * the step (df._node_runs.result) names the very row it produced.
+ * the step (df._runs.result) names the very row it produced.
  */
 import { lit } from './lib';
 
