@@ -4,7 +4,8 @@
  * Install: src/sql/*.sql (files numbered below 20 before the generated functions, the rest after,
  * because operators and grants refer to them), the loader df._pgd_load() holding the bundle, and
  * one short plv8 prologue per manifest entry.
- * Upgrade A--B: src/sql/upgrade/A--B.sql (hand-written schema changes), then CREATE OR REPLACE of
+ * Upgrade A--B: src/sql/upgrade/A--B.sql (hand-written schema changes; the functions and views
+ * of src/sql it re-creates are named, not copied: expandMigration), then CREATE OR REPLACE of
  * the loader and of every manifest function, then the PUBLIC revokes. The upgrade test compares the
  * catalog of "install A + update" with "install B", so a forgotten migration fails.
  *
@@ -126,7 +127,33 @@ export function installScript(bundle: Bundle): string {
   ].join('\n');
 }
 
-/** Migrations into the current version: src/sql/upgrade/<from>--<VERSION>.sql. */
+const FROM_SRC = /^-- pgd-(create|replace)-from-src: (df\.[A-Za-z0-9_]+)$/gm;
+
+/**
+ * A migration creates or re-creates a function or view of src/sql by naming it instead of copying
+ * its text: `-- pgd-create-from-src: df.name` becomes that statement as src/sql has it,
+ * `-- pgd-replace-from-src: df.name` the same as CREATE OR REPLACE. The upgraded catalog then
+ * matches a fresh install without a second copy of the body to keep in step (the upgrade test
+ * compares the two).
+ */
+export function expandMigration(sql: string, sources = allSources()): string {
+  return sql.replace(FROM_SRC, (_line, how: string, name: string) => {
+    const esc = name.replace(/[.$]/g, '\\$&');
+    const starts = [...sources.matchAll(new RegExp(`^CREATE (FUNCTION ${esc}\\(|VIEW ${esc} )`, 'gm'))];
+    if (starts.length !== 1) throw new Error(`pgd-${how}-from-src: ${name} is defined ${starts.length} times in src/sql (need exactly one)`);
+    const at = starts[0].index!;
+    const end = starts[0][1].startsWith('FUNCTION') ? sources.indexOf('\n$$;', at) + 4 : sources.indexOf(';\n', at) + 1;
+    const statement = sources.slice(at, end);
+    return how === 'replace' ? statement.replace(/^CREATE /, 'CREATE OR REPLACE ') : statement;
+  });
+}
+
+function allSources(): string {
+  const { before, after } = sqlSources();
+  return `${before}\n${after}`;
+}
+
+/** Migrations into the current version: src/sql/upgrade/<from>--<VERSION>.sql, statements named from src/sql expanded. */
 export function migrationsIntoCurrent(): { from: string; sql: string }[] {
   const dir = join(ROOT, 'src/sql/upgrade');
   let files: string[] = [];
@@ -137,7 +164,7 @@ export function migrationsIntoCurrent(): { from: string; sql: string }[] {
   }
   return files
     .filter((f) => f.endsWith(`--${VERSION}.sql`))
-    .map((f) => ({ from: f.slice(0, -`--${VERSION}.sql`.length), sql: readFileSync(join(dir, f), 'utf8').trim() }));
+    .map((f) => ({ from: f.slice(0, -`--${VERSION}.sql`.length), sql: expandMigration(readFileSync(join(dir, f), 'utf8').trim()) }));
 }
 
 export function upgradeScript(bundle: Bundle, from: string, migration: string): string {

@@ -6,10 +6,12 @@
 -- Schema changes from 0.1.0 (the first release) to 0.2.0. The generated upgrade script appends
 -- CREATE OR REPLACE of the loader and of every plv8 function, so only changes to src/sql objects
 -- (tables, types, operators, SQL/plpgsql functions, grants) belong here. The upgrade test fails
--- if "install 0.1.0 + ALTER EXTENSION UPDATE" differs from a fresh 0.2.0 install.
+-- if "install 0.1.0 + ALTER EXTENSION UPDATE" differs from a fresh 0.2.0 install. A function or
+-- view src/sql defines is named, not copied: `-- pgd-create-from-src: df.name` (or
+-- `pgd-replace-from-src`, CREATE OR REPLACE) becomes its statement as src/sql has it
+-- (build/sql-gen.ts).
 
--- Multi-tenant hardening (docs/SECURITY.md). Function bodies are copied verbatim from src/sql so the
--- catalog matches a fresh install.
+-- Multi-tenant hardening (docs/SECURITY.md).
 ALTER TABLE df._worker_epoch ENABLE ROW LEVEL SECURITY;
 
 CREATE OR REPLACE FUNCTION df._on_instance_insert() RETURNS trigger
@@ -674,16 +676,7 @@ BEGIN
 END
 $$;
 
--- The run log as readers see it: df._node_runs, plus the runs only a node row holds. A commit
--- that ends its instance (completed, failed, cancelled) writes no node run for an event marked
--- "final" (the node's last event of the commit, of a run the worker never wrote before): the
--- node's row, updated by the same commit and never written again once the instance has ended,
--- is that run. It spares a one-step instance one of its completion's five writes and a quarter
--- of its bytes (docs/PERFORMANCE.md, "Runs kept by node rows"). Such a run's result is the node
--- row's JSON text (what df._jsonb_text shows for either form), its detail the node's
--- status_details without the stamp, its finish the node's updated_at and its start the instance's
--- updated_at: now() of that commit's transaction, as a run row's default was. Security invoker:
--- each reader's row-level security on the tables decides what it sees.
+-- Runs kept by node rows: the run log as readers see it (src/sql/00_schema.sql).
 CREATE VIEW df._runs WITH (security_invoker = true) AS
 SELECT r.instance_id, r.stamp, r.node_id, r.execution_id, r.status, r.result, r.detail,
        r.started_at, r.finished_at, r.submitted_by
@@ -720,7 +713,6 @@ SELECT i.total, i.running, i.completed, i.failed, e.total, r.events
        (SELECT pg_catalog.count(*) AS total FROM df._executions) e,
        (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.+) pg_catalog.count(finished_at) AS events FROM df._runs) r
 $$;
-
 CREATE OR REPLACE FUNCTION df._prune_executions(p_instances pg_catalog.text[], p_before pg_catalog.timestamptz,
                                      OUT instances_processed pg_catalog.int8, OUT executions_deleted pg_catalog.int8,
                                      OUT events_deleted pg_catalog.int8)
