@@ -10,12 +10,12 @@
 --
 -- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?, final?}], at
 -- most one event per (stamp, node) — the worker coalesces. final: in a commit that ends the
--- instance, the node's last event, of a run no earlier write recorded; it writes the node row only. p_instance_status: NULL (nodes only), 'running'
--- (the worker sends it with its first write for a pending instance: a claim no longer marks
--- instances running, so a one-step instance is written once, pending -> completed),
--- 'completed', 'failed', 'cancelled' (a compensating cancel, after its undos) or 'continue:<g>'
--- (root loop: close execution g, open g+1; if g+1 is already open, a retry after an ambiguous
--- commit, nothing more happens).
+-- instance, the node's last event, of a run no earlier write recorded; it writes the node row
+-- only. p_instance_status: NULL (nodes only), 'running' (the worker sends it with its first
+-- write for a pending instance: a claim no longer marks instances running, so a one-step instance
+-- is written once, pending -> completed), 'completed', 'failed', 'cancelled' (a compensating
+-- cancel, after its undos) or 'continue:<g>' (root loop: close execution g, open g+1; if g+1 is
+-- already open, a retry after an ambiguous commit, nothing more happens).
 CREATE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
                            p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
     RETURNS pg_catalog.int4

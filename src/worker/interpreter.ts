@@ -33,7 +33,6 @@ export interface CompensationEntry {
   error?: string;
 }
 
-
 interface Scope {
   /** `<scope>::<generation>`, written to status_details.execution_id. */
   stamp: string;
@@ -386,9 +385,7 @@ export class Interpreter {
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.runs.withPending(done);
           const transition: InstanceTransition | null = spine ? 'completed' : this.runs.withStart(null);
-          const sent = spine ? this.runs.ending(batch.events) : batch.events;
-          this.runs.sending(batch.events);
-          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(sent), transition, spine ? json : null]);
+          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(this.runs.outgoing(batch.events, transition)), transition, spine ? json : null]);
           carried = { batch, done };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),

@@ -61,17 +61,23 @@ export class RunLog {
   }
 
   /**
-   * The events of a commit that ends the instance, each node's last event marked `final` where no
-   * write recorded its run before: df._commit then writes only the node's row, which nothing
-   * writes again once the instance has ended (df._runs reads the run from it). It spared a
-   * one-step instance one of its completion's five writes (docs/PERFORMANCE.md).
+   * What a commit with `transition` sends of `events`, noted as sent. In a commit that ends the
+   * instance each node's last event is marked `final` where no write recorded its run before:
+   * df._commit then writes only the node's row, which nothing writes again once the instance has
+   * ended (df._runs reads the run from it). It spared a one-step instance one of its completion's
+   * five writes (docs/PERFORMANCE.md, "Runs kept by node rows").
    */
-  ending(events: NodeEvent[]): NodeEvent[] {
-    const last = new Map<string, number>();
-    events.forEach((e, i) => last.set(e.node, i));
-    return events.map((e, i) =>
-      last.get(e.node) === i && e.status !== 'running' && !this.written.has(keyOf(e.stamp, e.node)) ? { ...e, final: true } : e,
-    );
+  outgoing(events: NodeEvent[], transition: InstanceTransition | null): NodeEvent[] {
+    let sent = events;
+    if (endsInstance(transition)) {
+      const last = new Map<string, number>();
+      events.forEach((e, i) => last.set(e.node, i));
+      sent = events.map((e, i) =>
+        last.get(e.node) === i && e.status !== 'running' && !this.written.has(keyOf(e.stamp, e.node)) ? { ...e, final: true } : e,
+      );
+    }
+    this.sending(events);
+    return sent;
   }
 
   get(stamp: string, nodeId: string): RunRecord | undefined {
@@ -139,8 +145,7 @@ export class RunLog {
     const batch = this.withPending(events);
     if (batch.events.length === 0 && transition === null) return;
     const t = this.withStart(transition);
-    const sent = endsInstance(t) ? this.ending(batch.events) : batch.events;
-    this.sending(batch.events);
+    const sent = this.outgoing(batch.events, t);
     await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, sent, t, output))); // metrics
     this.inst.started = true;
     this.committed(batch);

@@ -15,17 +15,22 @@ const done = (node: string, stamp = 'i1::1'): NodeEvent => ({ node, stamp, statu
 
 describe('the events of a commit that ends an instance', () => {
   it('leave a never-written run to its node row', () => {
-    expect(finals(log().ending([done('a'), done('b')]))).toEqual(['i1::1|a', 'i1::1|b']);
+    expect(finals(log().outgoing([done('a'), done('b')], 'completed'))).toEqual(['i1::1|a', 'i1::1|b']);
   });
 
   it('keep a row for a run loaded at claim or sent in any earlier write', () => {
     const l = log([{ stamp: 'i1::1', nodeId: 'a' }]);
     l.sending([{ node: 'b', stamp: 'i1::1', status: 'running' }]);
-    expect(finals(l.ending([done('a'), done('b'), done('c')]))).toEqual(['i1::1|c']);
+    expect(finals(l.outgoing([done('a'), done('b'), done('c')], 'failed'))).toEqual(['i1::1|c']);
+  });
+
+  it('are never final in a commit that does not end the instance', () => {
+    expect(finals(log().outgoing([done('a')], null))).toEqual([]);
+    expect(finals(log().outgoing([done('a')], 'continue:1'))).toEqual([]);
   });
 
   it("mark only a node's last event (its row shows that one) and never a 'running' one", () => {
     const events = [done('a', 'i1::1::x::1'), done('a', 'i1::1::x::2'), { node: 'b', stamp: 'i1::1', status: 'running' as const }];
-    expect(finals(log().ending(events))).toEqual(['i1::1::x::2|a']);
+    expect(finals(log().outgoing(events, 'cancelled'))).toEqual(['i1::1::x::2|a']);
   });
 });
