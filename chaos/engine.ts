@@ -536,7 +536,7 @@ async function verify(admin: Db, tenant: Db, started: Started[], outages: Window
         instance: (await admin.q('SELECT * FROM df.instances WHERE id = $1', [id])).rows,
         nodes: (await admin.q('SELECT id, node_type, query, result_name, status, result, status_details, updated_at FROM df.nodes WHERE instance_id = $1', [id])).rows,
         node_runs: (await admin.q('SELECT * FROM df._runs WHERE instance_id = $1 ORDER BY started_at', [id])).rows,
-        executions: (await admin.q('SELECT * FROM df._executions WHERE instance_id = $1', [id])).rows,
+        executions: (await admin.q('SELECT * FROM df._execution_log WHERE instance_id = $1', [id])).rows,
         work: (await admin.q('SELECT * FROM df._work WHERE instance_id = $1', [id])).rows,
         signals: (await admin.q('SELECT * FROM df._signals WHERE instance_id = $1', [id])).rows,
         ledger: (await admin.q('SELECT * FROM ledger WHERE inst = $1 ORDER BY id', [id])).rows,

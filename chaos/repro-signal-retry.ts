@@ -56,7 +56,7 @@ try {
     await user.query(`SELECT df.signal($1, 'go', '{"n": 2}')`, [id]);
     await sleep(3000);
     const after = (await admin.q<{ status: string; out: string | null }>(
-      'SELECT i.status, (SELECT output FROM df._executions e WHERE e.instance_id = i.id ORDER BY execution_id DESC LIMIT 1) AS out FROM df.instances i WHERE i.id = $1',
+      'SELECT i.status, (SELECT output FROM df._execution_log e WHERE e.instance_id = i.id ORDER BY execution_id DESC LIMIT 1) AS out FROM df.instances i WHERE i.id = $1',
       [id],
     )).rows[0];
     console.log(`after a second signal {"n": 2}: instance ${after.status}, output ${after.out}`);

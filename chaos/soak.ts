@@ -83,7 +83,7 @@ try {
   const takeSample = async () => {
     const rows = (await admin.q<Record<string, number>>(
       `SELECT (SELECT count(*) FROM df.instances)::int AS instances, (SELECT count(*) FROM df.nodes)::int AS nodes,
-              (SELECT count(*) FROM df._node_runs)::int AS node_runs, (SELECT count(*) FROM df._executions)::int AS executions,
+              (SELECT count(*) FROM df._node_runs)::int AS node_runs, (SELECT count(*) FROM df._execution_log)::int AS executions,
               (SELECT count(*) FROM df._work)::int AS work`,
     )).rows[0];
     const size = (await admin.q<{ b: string }>("SELECT sum(pg_total_relation_size(c.oid))::bigint AS b FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'df' AND c.relkind = 'r'")).rows[0].b;
@@ -111,7 +111,7 @@ try {
   const tickGaps = tickAt.slice(1).map((ms, i) => ms - tickAt[i]);
   const failed = (await admin.q<{ n: number }>("SELECT count(*)::int AS n FROM df.instances WHERE status IN ('failed', 'cancelled')")).rows[0].n;
   const loops = (await admin.q<{ label: string; status: string; executions: number }>(
-    "SELECT i.label, i.status, (SELECT max(execution_id) FROM df._executions e WHERE e.instance_id = i.id)::int AS executions FROM df.instances i WHERE i.label IN ('soak-sampler', 'soak-ticker', 'soak-pruner')",
+    "SELECT i.label, i.status, (SELECT max(execution_id) FROM df._execution_log e WHERE e.instance_id = i.id)::int AS executions FROM df.instances i WHERE i.label IN ('soak-sampler', 'soak-ticker', 'soak-pruner')",
   )).rows;
   const pruned = (await admin.q<{ result: string }>(
     "SELECT n.result::text FROM df.nodes n JOIN df.instances i ON i.id = n.instance_id WHERE i.label = 'soak-pruner' AND n.node_type = 'SQL'",

@@ -3,7 +3,8 @@
  * df.instance_nodes (both overloads) and df.instance_executions.
  *
  * Everything reads as the caller (SECURITY INVOKER): RLS on df.instances, df.nodes,
- * df._executions and df._node_runs decides what is visible. Plain SELECTs only, so nothing here
+ * df._executions and df._node_runs (under the views df._execution_log and df._runs, which add
+ * what instance and node rows keep) decides what is visible. Plain SELECTs only, so nothing here
  * can block the worker. The engine-vocabulary columns (function_name, execution_count, output,
  * event_count, ...) come from our own tables (deviation 3) and are never omitted.
  */
@@ -272,7 +273,7 @@ export function instanceNodesHistory(instanceId: string, lastN: number): Record<
   const n = Math.min(lastN, MAX_EXECUTIONS_LIMIT);
   return query(
     `WITH ex AS (
-        SELECT e.execution_id FROM df._executions e
+        SELECT e.execution_id FROM df._execution_log e
          WHERE ${eq('e.instance_id', '$1::pg_catalog.text')}
          ORDER BY e.execution_id DESC LIMIT $2::pg_catalog.int4)
      SELECT ex.execution_id::pg_catalog.int8 AS execution_id, n.id AS node_id, n.node_type, n.query, n.result_name,
@@ -308,7 +309,7 @@ export function instanceExecutions(instanceId: string, limitCount: number): Reco
                  ELSE pg_catalog.floor(EXTRACT(epoch FROM e.completed_at OPERATOR(pg_catalog.-) e.started_at) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8
             END AS duration_ms,
             e.output
-       FROM df._executions e
+       FROM df._execution_log e
       WHERE ${eq('e.instance_id', '$1::pg_catalog.text')}
       ORDER BY e.execution_id DESC
       LIMIT $2::pg_catalog.int4`,

@@ -24,7 +24,7 @@ export const eq = (a: string, b: string): string => `${a} OPERATOR(pg_catalog.=)
 export function currentExecutionJoin(instanceCol: string, alias = 'cur'): string {
   return `LEFT JOIN LATERAL (
       SELECT x.execution_id AS cur_execution_id, x.status AS cur_status, x.output AS cur_output
-        FROM df._executions x
+        FROM df._execution_log x
        WHERE ${eq('x.instance_id', instanceCol)}
        ORDER BY x.execution_id DESC
        LIMIT 1) ${alias} ON true`;

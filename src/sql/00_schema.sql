@@ -181,7 +181,8 @@ CREATE TABLE df._work (
 );
 CREATE INDEX idx_work_due ON df._work (due_at);
 
--- One row per execution (root-loop iteration) of an instance: instance_executions and explain.
+-- One row per execution (root-loop iteration) of an instance that df._execution_log (below)
+-- cannot derive from the instance: instance_executions, list_instances and explain read that view.
 CREATE TABLE df._executions (
     instance_id   pg_catalog.varchar(8) NOT NULL,
     execution_id  pg_catalog.int4 NOT NULL,
@@ -244,6 +245,50 @@ SELECT n.instance_id, n.status_details OPERATOR(pg_catalog.->>) 'execution_id', 
                     WHERE x.instance_id OPERATOR(pg_catalog.=) n.instance_id
                       AND x.stamp OPERATOR(pg_catalog.=) (n.status_details OPERATOR(pg_catalog.->>) 'execution_id')
                       AND x.node_id OPERATOR(pg_catalog.=) n.id);
+
+-- jsonb as compact JSON text (no spaces), keys in jsonb's order: how a completed execution's
+-- output reads when df._execution_log derives it from its root node's result. The worker leaves
+-- an output to it only where src/core/jsonb-text.ts predicts this text to equal the output.
+CREATE FUNCTION df._json_compact(p pg_catalog.jsonb) RETURNS pg_catalog.text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    AS $$
+SELECT CASE pg_catalog.jsonb_typeof(p)
+       WHEN 'object' THEN '{' OPERATOR(pg_catalog.||) COALESCE((
+            SELECT pg_catalog.string_agg(pg_catalog.to_json(e.key)::pg_catalog.text OPERATOR(pg_catalog.||) ':'
+                                         OPERATOR(pg_catalog.||) df._json_compact(e.value), ',' ORDER BY e.n)
+              FROM pg_catalog.jsonb_each(p) WITH ORDINALITY AS e(key, value, n)), '') OPERATOR(pg_catalog.||) '}'
+       WHEN 'array' THEN '[' OPERATOR(pg_catalog.||) COALESCE((
+            SELECT pg_catalog.string_agg(df._json_compact(e.value), ',' ORDER BY e.n)
+              FROM pg_catalog.jsonb_array_elements(p) WITH ORDINALITY AS e(value, n)), '') OPERATOR(pg_catalog.||) ']'
+       ELSE p::pg_catalog.text END
+$$;
+
+-- The executions as readers see them: df._executions, plus the first execution of an instance
+-- that has no execution row. df.start writes none, and a commit that completes the instance's
+-- first execution writes none where its output is its root node's result in compact text (the
+-- worker sends no output then): it spares a one-step instance a write at its start, another at
+-- its completion and a fifth of its bytes (docs/PERFORMANCE.md, "Executions kept by instance
+-- rows"). Such an execution reads Running until its instance ends; its start is the instance's
+-- created_at (now() of df.start's transaction, as the row's default was), its end the instance's
+-- completed_at (updated_at when it failed). A failed, cancelled or continued first execution, and
+-- every later one, has its row. Security invoker, like df._runs.
+CREATE VIEW df._execution_log WITH (security_invoker = true) AS
+SELECT e.instance_id, e.execution_id, e.status, e.started_at, e.completed_at, e.output, e.submitted_by
+  FROM df._executions e
+UNION ALL
+SELECT i.id, 1,
+       CASE WHEN i.status OPERATOR(pg_catalog.=) 'completed' THEN 'Completed'
+            WHEN i.status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'cancelled']::pg_catalog.text[]) THEN 'Failed'
+            ELSE 'Running' END,
+       i.created_at,
+       CASE WHEN i.status OPERATOR(pg_catalog.=) 'completed' THEN i.completed_at
+            WHEN i.status OPERATOR(pg_catalog.=) ANY (ARRAY['failed', 'cancelled']::pg_catalog.text[]) THEN i.updated_at END,
+       CASE WHEN i.status OPERATOR(pg_catalog.=) 'completed' THEN
+            (SELECT df._json_compact(n.result) FROM df.nodes n
+              WHERE n.instance_id OPERATOR(pg_catalog.=) i.id AND n.id OPERATOR(pg_catalog.=) i.root_node) END,
+       i.submitted_by
+  FROM df.instances i
+ WHERE NOT EXISTS (SELECT 1 FROM df._executions x WHERE x.instance_id OPERATOR(pg_catalog.=) i.id);
 
 -- Signal inbox: a signal sent before the wait is reached is kept until a matching wait consumes it.
 CREATE TABLE df._signals (

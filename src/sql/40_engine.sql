@@ -4,8 +4,9 @@
 -- never runs).
 
 -- A new instance: snapshot the submitter's variables (uncommitted setvar calls of the same
--- transaction included), enqueue it, open execution 1, wake a worker. The snapshot is capped at
--- 4 MiB: the worker holds it in memory for every claimed instance.
+-- transaction included), enqueue it, wake a worker. The snapshot is capped at 4 MiB: the worker
+-- holds it in memory for every claimed instance. Execution 1 has no row until it ends
+-- (df._execution_log, src/sql/00_schema.sql).
 CREATE FUNCTION df._on_instance_insert() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -21,8 +22,6 @@ BEGIN
             USING ERRCODE = '54000';
     END IF;
     INSERT INTO df._work (instance_id, vars, submitted_by) VALUES (NEW.id, v_vars, NEW.submitted_by);
-    INSERT INTO df._executions (instance_id, execution_id, submitted_by)
-    VALUES (NEW.id, 1, NEW.submitted_by);
     PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);
     RETURN NULL;
 END
@@ -31,7 +30,8 @@ CREATE TRIGGER instances_enqueue AFTER INSERT ON df.instances
     FOR EACH ROW EXECUTE FUNCTION df._on_instance_insert();
 
 -- df.cancel sets status = 'cancelled' as the caller: drop the queue row (any in-flight write of
--- the worker then fails its lease check and rolls back), close the execution, tell the worker.
+-- the worker then fails its lease check and rolls back), close the execution (execution 1 gets
+-- its row here), tell the worker.
 CREATE FUNCTION df._on_instance_cancel() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
     AS $$
@@ -40,6 +40,11 @@ BEGIN
     UPDATE df._executions SET status = 'Failed', completed_at = pg_catalog.now(),
            output = COALESCE(output, 'Cancelled')
      WHERE instance_id OPERATOR(pg_catalog.=) NEW.id AND status OPERATOR(pg_catalog.=) 'Running';
+    IF NOT FOUND AND OLD.status OPERATOR(pg_catalog.=) ANY (ARRAY['pending', 'running']::pg_catalog.text[])
+       AND NOT EXISTS (SELECT 1 FROM df._executions e WHERE e.instance_id OPERATOR(pg_catalog.=) NEW.id) THEN
+        INSERT INTO df._executions (instance_id, execution_id, status, started_at, completed_at, output, submitted_by)
+        VALUES (NEW.id, 1, 'Failed', NEW.created_at, pg_catalog.now(), 'Cancelled', NEW.submitted_by);
+    END IF;
     PERFORM pg_catalog.pg_notify('pg_durable', 'cancel:' OPERATOR(pg_catalog.||) NEW.id);
     RETURN NULL;
 END

@@ -15,7 +15,9 @@
 -- write for a pending instance: a claim no longer marks instances running, so a one-step instance
 -- is written once, pending -> completed), 'completed', 'failed', 'cancelled' (a compensating
 -- cancel, after its undos) or 'continue:<g>' (root loop: close execution g, open g+1; if g+1 is
--- already open, a retry after an ambiguous commit, nothing more happens).
+-- already open, a retry after an ambiguous commit, nothing more happens). p_output: the ending
+-- execution's output; NULL when 'completed' ends execution 1 with its root node's result as output
+-- in compact text, which df._execution_log then derives (execution 1 has no row until it ends).
 CREATE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
                            p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
     RETURNS pg_catalog.int4
@@ -95,25 +97,23 @@ BEGIN
     ELSIF p_instance_status = 'completed' THEN
         UPDATE df.instances SET status = 'completed', updated_at = now(), completed_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
-        UPDATE df._executions SET status = 'Completed', completed_at = clock_timestamp(), output = p_output
-         WHERE instance_id = p_instance AND execution_id = v_exec;
+        IF NOT (v_exec = 1 AND p_output IS NULL) THEN
+            PERFORM df._close_execution(p_instance, v_exec, 'Completed', p_output, v_who);
+        END IF;
     ELSIF p_instance_status = 'failed' THEN
         UPDATE df.instances SET status = 'failed', updated_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
-        UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
-         WHERE instance_id = p_instance AND execution_id = v_exec;
+        PERFORM df._close_execution(p_instance, v_exec, 'Failed', p_output, v_who);
     ELSIF p_instance_status = 'cancelled' THEN
         -- df.cancel(..., compensate => true): the undos ran; the cancel trigger drops the queue row.
-        UPDATE df._executions SET status = 'Failed', completed_at = clock_timestamp(), output = p_output
-         WHERE instance_id = p_instance AND execution_id = v_exec;
+        PERFORM df._close_execution(p_instance, v_exec, 'Failed', p_output, v_who);
         UPDATE df.instances SET status = 'cancelled', updated_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
     ELSIF p_instance_status LIKE 'continue:%' THEN
         UPDATE df.instances SET status = 'running', updated_at = now()
          WHERE id = p_instance AND status = 'pending';
         IF v_exec = split_part(p_instance_status, ':', 2)::int4 THEN
-            UPDATE df._executions SET status = 'ContinuedAsNew', completed_at = clock_timestamp(), output = p_output
-             WHERE instance_id = p_instance AND execution_id = v_exec;
+            PERFORM df._close_execution(p_instance, v_exec, 'ContinuedAsNew', p_output, v_who);
             v_exec := v_exec + 1;
             INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES (p_instance, v_exec, v_who);
             UPDATE df._work SET execution_id = v_exec WHERE instance_id = p_instance;
@@ -128,6 +128,25 @@ BEGIN
 END
 $$;
 REVOKE EXECUTE ON FUNCTION df._commit(pg_catalog.text, pg_catalog.uuid, pg_catalog.jsonb, pg_catalog.text, pg_catalog.text) FROM PUBLIC;
+
+-- Closes an execution: the row of a later one exists (the continue that opened it wrote it);
+-- execution 1 has none until now (df._execution_log), and starts when its instance was created.
+CREATE FUNCTION df._close_execution(p_instance pg_catalog.text, p_exec pg_catalog.int4, p_status pg_catalog.text,
+                                    p_output pg_catalog.text, p_who pg_catalog.regrole)
+    RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    UPDATE df._executions SET status = p_status, completed_at = clock_timestamp(), output = p_output
+     WHERE instance_id = p_instance AND execution_id = p_exec;
+    IF NOT FOUND AND p_exec = 1 THEN
+        INSERT INTO df._executions (instance_id, execution_id, status, started_at, completed_at, output, submitted_by)
+        SELECT p_instance, 1, p_status, i.created_at, clock_timestamp(), p_output, p_who
+          FROM df.instances i WHERE i.id = p_instance;
+    END IF;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION df._close_execution(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.text, pg_catalog.regrole) FROM PUBLIC;
 
 -- Consume the oldest buffered signal of a name, atomically with the SIGNAL node's completion.
 -- Returns the payload, or NULL when none is waiting. Worker connection only.

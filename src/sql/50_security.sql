@@ -55,7 +55,7 @@ BEGIN
     EXECUTE format('GRANT INSERT (id, label, root_node, submitted_by, database) ON df.instances TO %I%s', p_role, opt);
     EXECUTE format('GRANT INSERT (id, instance_id, node_type, query, result_name, left_node, right_node, submitted_by, database) ON df.nodes TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON df.vars TO %I%s', p_role, opt);
-    EXECUTE format('GRANT SELECT ON df._executions, df._node_runs, df._runs TO %I%s', p_role, opt);
+    EXECUTE format('GRANT SELECT ON df._executions, df._execution_log, df._node_runs, df._runs TO %I%s', p_role, opt);
     EXECUTE format('GRANT SELECT, INSERT (instance_id, signal_name, payload) ON df._signals TO %I%s', p_role, opt);
     -- Step connections run as the role and checkpoint through the lease-fenced df._commit (with
     -- the grant option when delegating, so a delegated admin's grants work too).
@@ -89,7 +89,7 @@ BEGIN
     EXECUTE format('REVOKE UPDATE (status, updated_at) ON df.instances FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE SELECT ON df.instances FROM %I CASCADE', p_role);
     -- Beyond the original's set: what our grant_usage adds for monitoring and signals.
-    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._runs, df._executions FROM %I CASCADE', p_role);
+    EXECUTE format('REVOKE ALL ON df._signals, df._node_runs, df._runs, df._executions, df._execution_log FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE INSERT (nonce) ON df._launch_tickets FROM %I CASCADE', p_role);
     EXECUTE format('REVOKE USAGE ON SCHEMA df FROM %I CASCADE', p_role);
     RAISE NOTICE 'pg_durable: revoked df usage privileges granted by "%" from "%"', current_user, p_role;

@@ -18,7 +18,7 @@ SELECT i.total, i.running, i.completed, i.failed, e.total, r.events
                pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) 'completed') AS completed,
                pg_catalog.count(*) FILTER (WHERE status OPERATOR(pg_catalog.=) ANY (ARRAY['failed','cancelled']::pg_catalog.text[])) AS failed
           FROM df.instances) i,
-       (SELECT pg_catalog.count(*) AS total FROM df._executions) e,
+       (SELECT pg_catalog.count(*) AS total FROM df._execution_log) e,
        (SELECT pg_catalog.count(*) OPERATOR(pg_catalog.+) pg_catalog.count(finished_at) AS events FROM df._runs) r
 $$;
 REVOKE EXECUTE ON FUNCTION df.metrics() FROM PUBLIC;
@@ -84,7 +84,7 @@ BEGIN
         END IF;
         instances_processed := instances_processed + 1;
         IF v_inst.status IN ('completed', 'failed', 'cancelled') AND v_inst.last_active < p_before THEN
-            SELECT count(*) INTO v_execs FROM df._executions e WHERE e.instance_id = v_inst.id;
+            SELECT count(*) INTO v_execs FROM df._execution_log e WHERE e.instance_id = v_inst.id;
             SELECT count(*) + count(r.finished_at) INTO v_events FROM df._runs r WHERE r.instance_id = v_inst.id;
             DELETE FROM df.instances WHERE id = v_inst.id;
         ELSE

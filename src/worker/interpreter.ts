@@ -117,7 +117,7 @@ export class Interpreter {
     /** df.cancel(..., compensate => true): nothing new runs, the undos do, the instance ends cancelled. */
     private readonly cancelRequest: string | null = null,
   ) {
-    this.runs = new RunLog(deps.store, deps.steps, inst, history);
+    this.runs = new RunLog(deps.store, deps.steps, inst, history, root.id);
     if (history.length > 0) metrics.takeovers.inc(); // metrics
     const walk = (n: TreeNode) => {
       for (const c of [n.left, n.right, n.condition, ...(n.extras ?? [])]) {
@@ -385,7 +385,8 @@ export class Interpreter {
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.runs.withPending(done);
           const transition: InstanceTransition | null = spine ? 'completed' : this.runs.withStart(null);
-          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(this.runs.outgoing(batch.events, transition)), transition, spine ? json : null]);
+          const events = this.runs.outgoing(batch.events, transition);
+          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(events), transition, this.runs.output(batch.events, transition, spine ? json : null)]);
           carried = { batch, done };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),

@@ -4,6 +4,7 @@
  * durable write, the writes themselves through df._commit, and a SQL step whose checkpoint is held
  * back to travel with the next step (src/worker/steps.ts, Parked).
  */
+import { jsonbCompactText } from '../core/jsonb-text';
 import { metrics } from './metrics';
 import { LeaseLost, ParkedCheckpointFailed, type StepRunner } from './steps';
 import type { InstanceTransition, NodeEvent, RunRecord, Store } from './store';
@@ -18,6 +19,13 @@ const keyOf = (stamp: string, nodeId: string) => `${stamp}|${nodeId}`;
 
 /** A transition after which nothing of the instance is written again (its queue row is gone). */
 const endsInstance = (t: InstanceTransition | null) => t === 'completed' || t === 'failed' || t === 'cancelled';
+
+/**
+ * The longest output left to df._execution_log to derive: a reader renders it from jsonb at every
+ * read (df._json_compact, ~2 µs per value), so a large one keeps its row (one-step results of the
+ * bench and the seeds are 30-200 bytes).
+ */
+const DERIVED_OUTPUT_MAX = 4096;
 
 /** Later fields win; details merge. */
 const merge = (prev: NodeEvent | undefined, e: NodeEvent): NodeEvent =>
@@ -46,8 +54,9 @@ export class RunLog {
   constructor(
     private readonly store: Store,
     private readonly steps: StepRunner,
-    private readonly inst: { id: string; token: string; started: boolean },
+    private readonly inst: { id: string; token: string; started: boolean; executionId: number },
     history: RunRecord[],
+    private readonly rootId: string,
   ) {
     for (const r of history) {
       this.history.set(keyOf(r.stamp, r.nodeId), r);
@@ -78,6 +87,21 @@ export class RunLog {
     }
     this.sending(events);
     return sent;
+  }
+
+  /**
+   * The output a commit with `transition` sends: none (NULL) where it completes execution 1 and is
+   * what df._execution_log derives, its root node's result as this commit leaves it, in compact
+   * text (src/core/jsonb-text.ts). Execution 1 then never gets a row: a one-step instance was
+   * spared a write at df.start and one at its completion (docs/PERFORMANCE.md, "Executions kept
+   * by instance rows").
+   */
+  output(events: NodeEvent[], transition: InstanceTransition | null, output: string | null): string | null {
+    if (transition !== 'completed' || this.inst.executionId !== 1 || output === null || output.length > DERIVED_OUTPUT_MAX) return output;
+    let root: NodeEvent | undefined;
+    for (const e of events) if (e.node === this.rootId) root = e;
+    const derivable = root !== undefined && root.status === 'completed' && root.json === true && root.result === output && jsonbCompactText(output) === output;
+    return derivable ? null : output;
   }
 
   get(stamp: string, nodeId: string): RunRecord | undefined {
@@ -146,7 +170,8 @@ export class RunLog {
     if (batch.events.length === 0 && transition === null) return;
     const t = this.withStart(transition);
     const sent = this.outgoing(batch.events, t);
-    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, sent, t, output))); // metrics
+    const out = this.output(batch.events, t, output);
+    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, sent, t, out))); // metrics
     this.inst.started = true;
     this.committed(batch);
     this.record(events);

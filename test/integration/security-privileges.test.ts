@@ -53,6 +53,7 @@ const CONTRACT_SET = [
  */
 const OUR_EXTRAS = [
   'table df._executions SELECT',
+  'table df._execution_log SELECT',
   'table df._node_runs SELECT',
   'table df._runs SELECT',
   'table df._signals SELECT',
@@ -84,6 +85,7 @@ describe('CREATE EXTENSION grants nothing to PUBLIC', () => {
     );
     expect(guarded.rows.map((r) => r.f)).toEqual(
       sorted([
+        'df._close_execution(text,integer,text,text,regrole)',
         'df._commit(text,uuid,jsonb,text,text)',
         'df._take_signal(text,uuid,text,text,text)',
         'df.grant_usage(text,boolean,boolean)',
@@ -172,10 +174,13 @@ describe('df.grant_usage / df.revoke_usage (API §11.2, §11.3)', () => {
 describe("another tenant's rows: invisible and untouchable", () => {
   it('bob reads none of alice\'s rows from any table', async () => {
     for (const [table, col] of [
-      ['df.instances', 'id'], ['df.nodes', 'instance_id'], ['df._executions', 'instance_id'], ['df._node_runs', 'instance_id'], ['df._runs', 'instance_id'], ['df._signals', 'instance_id'],
+      ['df.instances', 'id'], ['df.nodes', 'instance_id'], ['df._executions', 'instance_id'], ['df._execution_log', 'instance_id'],
+      ['df._node_runs', 'instance_id'], ['df._runs', 'instance_id'], ['df._signals', 'instance_id'],
     ]) {
+      // Her instance waits for a signal: no node run yet, and its running execution has no row.
+      const hers = { 'df.nodes': 3, 'df._node_runs': 0, 'df._runs': 0, 'df._executions': 0 }[table] ?? 1;
       expect({ table, n: await scalar<number>(b, `SELECT count(*)::int FROM ${table} WHERE ${col} = $1`, [mine]) }).toEqual({ table, n: 0 });
-      expect({ table, n: await scalar<number>(a, `SELECT count(*)::int FROM ${table} WHERE ${col} = $1`, [mine]) }).toEqual({ table, n: table === 'df._node_runs' || table === 'df._runs' ? 0 : 1 + (table === 'df.nodes' ? 2 : 0) });
+      expect({ table, n: await scalar<number>(a, `SELECT count(*)::int FROM ${table} WHERE ${col} = $1`, [mine]) }).toEqual({ table, n: hers });
     }
     expect(await scalar<number>(b, 'SELECT count(*)::int FROM df.vars')).toBe(0);
     expect(await scalar<number>(a, 'SELECT count(*)::int FROM df.vars')).toBe(1);
@@ -258,6 +263,7 @@ describe('own rows: only what the column grants allow, and only a cancel', () =>
     ["INSERT INTO df._executions (instance_id, execution_id, submitted_by) VALUES ($1, 9, CURRENT_USER::regrole)", 'permission denied for table _executions'],
     ['DELETE FROM df._node_runs WHERE instance_id = $1', 'permission denied for table _node_runs'],
     ['DELETE FROM df._runs WHERE instance_id = $1', 'cannot delete from view "_runs"'],
+    ["UPDATE df._execution_log SET status = 'Completed' WHERE instance_id = $1", 'cannot update view "_execution_log"'],
     ['ALTER TABLE df.instances DISABLE ROW LEVEL SECURITY /* $1 */', 'must be owner of table instances'],
     ['CREATE TABLE df.mine (x int) /* $1 */', 'permission denied for schema df'],
     ['CREATE FUNCTION df._commit(text) RETURNS int LANGUAGE sql AS $$ SELECT 1 $$ /* $1 */', 'permission denied for schema df'],

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PipelineError, pipelined } from '../../src/worker/pipeline';
+import { jsonbCompactText } from '../../src/core/jsonb-text';
 import { CLAIM_SQL, Store } from '../../src/worker/store';
 import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
 import { eventually, metricsAddress, startWorker, waitFor } from '../support/worker';
@@ -116,7 +117,8 @@ describe('deleting an instance', () => {
     const c = (await store.claim(epoch, 10, 30)).find((x) => x.instanceId === id)!;
     await store.commit(id, c.token, [{ node: c.loaded!.nodes[0].id, stamp: `${id}::1`, status: 'running' }], 'running');
     const count = (table: string) => withPg(db, (k) => scalar<number>(k, `SELECT count(*)::int FROM ${table} WHERE instance_id = $1`, [id]));
-    expect([await count('df._work'), await count('df._executions'), await count('df._node_runs')]).toEqual([1, 1, 1]);
+    expect([await count('df._work'), await count('df._execution_log'), await count('df._node_runs')]).toEqual([1, 1, 1]);
+    await withPg(db, (k) => k.query("INSERT INTO df._executions (instance_id, execution_id, status, submitted_by) SELECT id, 2, 'Running', submitted_by FROM df.instances WHERE id = $1", [id]));
     await withPg(db, (k) => k.query('DELETE FROM df.instances WHERE id = $1', [id]));
     expect([await count('df._work'), await count('df._executions'), await count('df._node_runs'), await count('df.nodes')]).toEqual([0, 0, 0, 0]);
   });
@@ -244,6 +246,77 @@ describe('the run that ends an instance', () => {
     }
     expect(await asRole(wdb, other, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._runs'))).toBe(0);
     expect(await asRole(wdb, tenant, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._runs'))).toBeGreaterThan(3);
+  });
+});
+
+describe('an execution kept by its instance row', () => {
+  it('is written only where df._execution_log could not derive it, and reads the same either way', async () => {
+    const wdb = await freshDatabase('hot_path_exec');
+    const tenant = await createTenant(wdb, 'exec');
+    const other = await createTenant(wdb, 'other');
+    const [one, keyOrder, failed, waiting] = await asRole(wdb, tenant, async (c) => [
+      await scalar<string>(c, "SELECT df.start('SELECT 1 AS a' ~> 'SELECT 42 AS x')"),
+      // The output keeps the SELECT list's order, which jsonb does not: the execution has its row.
+      await scalar<string>(c, "SELECT df.start('SELECT 1 AS zeta, 2 AS a')"),
+      await scalar<string>(c, "SELECT df.start('SELECT 1/0')"),
+      await scalar<string>(c, "SELECT df.start(df.wait_for_signal('go') ~> 'SELECT 1')"),
+    ]);
+    const rowsOf = (id: string) => withPg(wdb, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._executions WHERE instance_id = $1', [id]));
+    const log = (id: string) =>
+      asRole(wdb, tenant, async (c) => (await c.query(
+        `SELECT e.execution_id, e.status, e.output, e.started_at = i.created_at AS started_with_instance,
+                e.completed_at IS NOT DISTINCT FROM i.completed_at AS ended_with_instance
+           FROM df._execution_log e JOIN df.instances i ON i.id = e.instance_id WHERE e.instance_id = $1`, [id])).rows);
+    // Before any worker: a running first execution, no row.
+    expect(await rowsOf(one)).toBe(0);
+    expect(await log(one)).toEqual([{ execution_id: 1, status: 'Running', output: null, started_with_instance: true, ended_with_instance: true }]);
+
+    const worker = startWorker(url(wdb), { extraArgs: ['--poll-interval', '50'] });
+    try {
+      await withPg(wdb, async (c) => {
+        for (const id of [one, keyOrder]) expect(await waitFor(c, id)).toBe('completed');
+        expect(await waitFor(c, failed)).toBe('failed');
+        await eventually(async () => (await scalar<string>(c, "SELECT status FROM df.nodes WHERE instance_id = $1 AND node_type = 'SIGNAL'", [waiting])) === 'running', 10_000, 'the wait');
+      });
+    } finally {
+      await worker.stop();
+    }
+    // Completed with its root's result as output: no row, and every reader shows the output.
+    expect(await rowsOf(one)).toBe(0);
+    const out = '{"rows":[{"x":42}],"row_count":1}';
+    expect(await log(one)).toEqual([{ execution_id: 1, status: 'Completed', output: out, started_with_instance: true, ended_with_instance: true }]);
+    await asRole(wdb, tenant, async (c) => {
+      expect((await c.query('SELECT execution_id, status, output FROM df.instance_executions($1)', [one])).rows).toEqual([{ execution_id: '1', status: 'Completed', output: out }]);
+      expect((await c.query('SELECT execution_count, output FROM df.list_instances() WHERE instance_id = $1', [one])).rows).toEqual([{ execution_count: '1', output: out }]);
+      expect((await c.query('SELECT current_execution_id, output FROM df.instance_info($1)', [one])).rows).toEqual([{ current_execution_id: '1', output: out }]);
+    });
+    // The others have their rows, as before.
+    expect([await rowsOf(keyOrder), await rowsOf(failed), await rowsOf(waiting)]).toEqual([1, 1, 0]);
+    expect((await log(keyOrder))[0].output).toBe('{"rows":[{"zeta":1,"a":2}],"row_count":1}');
+    expect((await log(failed))[0]).toMatchObject({ status: 'Failed', started_with_instance: true });
+    expect((await log(waiting))[0]).toMatchObject({ status: 'Running', output: null });
+    await asRole(wdb, tenant, (c) => c.query('SELECT df.cancel($1)', [waiting]));
+    expect(await rowsOf(waiting)).toBe(1);
+    expect((await log(waiting))[0]).toMatchObject({ execution_id: 1, status: 'Failed', output: 'Cancelled', started_with_instance: true });
+    // Another tenant sees none of it.
+    expect(await asRole(wdb, other, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._execution_log'))).toBe(0);
+  });
+
+  it("derives exactly the text the worker predicts (src/core/jsonb-text.ts) on this server", async () => {
+    const texts = [
+      '{"rows":[{"a":1}],"row_count":1}',
+      String.raw`{"b":1,"B":2,"\u00e9":3,"aa":4,"\ud83d\ude00":5,"\uffff":6}`,
+      '[1.50,-2,0,0.000001,12345678901234567890123456789,true,false,null,[],{}]',
+      String.raw`{"s":"q\"b\\s\/\n\t\r\b\f\u0001\u001f\u007f\u2028é😀"}`,
+      '{"rows":[{"zeta":1,"a":2}],"row_count":1}',
+    ];
+    await withPg(db, async (c) => {
+      for (const t of texts) {
+        const predicted = jsonbCompactText(t);
+        expect(predicted).not.toBeNull();
+        expect({ t, text: await scalar<string>(c, 'SELECT df._json_compact($1::jsonb)', [t]) }).toEqual({ t, text: predicted });
+      }
+    });
   });
 });
 

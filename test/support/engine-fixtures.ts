@@ -14,7 +14,9 @@
  *    running), status_details {"execution_id": stamp} (+ extra keys), updated_at;
  *  - df.instances: running on the first node start; completed (with completed_at) / failed;
  *  - df._executions: the current execution closed as Completed / Failed / ContinuedAsNew with its
- *    output, and the next one opened by continueAsNew.
+ *    output (execution 1's row written then: it has none while it runs), and the next one opened
+ *    by continueAsNew. Always a row: the engine leaves some completed first executions to
+ *    df._execution_log, which worker-hot-path.test.ts pins.
  * Every writer takes `at` (any timestamptz expression's text value, e.g. an ISO string) to
  * backdate what it writes; default clock_timestamp(). Later end-to-end tests can swap these for a
  * real worker run.
@@ -160,10 +162,18 @@ export function failNode(target: Target, instanceId: string, nodeId: string, sta
 
 async function closeExecution(target: Target, instanceId: string, status: 'Completed' | 'Failed' | 'ContinuedAsNew', output: string | null, opts: WriteOptions): Promise<number> {
   return on(target, async (c) => {
+    // Execution 1 has no row until it ends (df._close_execution): its start is the instance's.
     const r = await c.query(
-      `UPDATE df._executions SET status = $2, completed_at = ${AT(4)}, output = $3
-        WHERE instance_id = $1::text AND execution_id = (SELECT max(execution_id) FROM df._executions WHERE instance_id = $1::text)
-        RETURNING execution_id`,
+      `WITH closed AS (
+         UPDATE df._executions SET status = $2, completed_at = ${AT(4)}, output = $3
+          WHERE instance_id = $1::text AND execution_id = (SELECT max(execution_id) FROM df._executions WHERE instance_id = $1::text)
+         RETURNING execution_id),
+       first AS (
+         INSERT INTO df._executions (instance_id, execution_id, status, started_at, completed_at, output, submitted_by)
+         SELECT i.id, 1, $2, i.created_at, ${AT(4)}, $3, i.submitted_by FROM df.instances i
+          WHERE i.id = $1::text AND NOT EXISTS (SELECT 1 FROM df._executions WHERE instance_id = $1::text)
+         RETURNING execution_id)
+       SELECT execution_id FROM closed UNION ALL SELECT execution_id FROM first`,
       [instanceId, status, output, opts.at ?? null],
     );
     return r.rows[0].execution_id as number;

@@ -31,7 +31,7 @@ export interface Flow {
   wait(id: string, timeoutMs?: number): Promise<string>;
   /** df.result(id) as text (jsonb rendering), or null. */
   result(id: string): Promise<string | null>;
-  /** The raw compact output the engine recorded for the last execution (df._executions.output). */
+  /** The raw compact output of the last execution (df._execution_log: its row, or its root's result). */
   output(id: string): Promise<string | null>;
   nodes(id: string): Promise<NodeRow[]>;
   /** The root node's row (its result holds the error text of a failed instance). */
@@ -66,7 +66,7 @@ export async function setupFlow(prefix: string, opts: WorkerOptions = {}): Promi
     },
     wait: (id, timeoutMs) => waitFor(user, id, timeoutMs),
     result: (id) => scalar<string | null>(user, 'SELECT df.result($1)', [id]),
-    output: (id) => scalar<string | null>(admin, 'SELECT output FROM df._executions WHERE instance_id = $1 ORDER BY execution_id DESC LIMIT 1', [id]),
+    output: (id) => scalar<string | null>(admin, 'SELECT output FROM df._execution_log WHERE instance_id = $1 ORDER BY execution_id DESC LIMIT 1', [id]),
     nodes,
     async root(id) {
       const rootId = await scalar<string>(user, 'SELECT root_node FROM df.instances WHERE id = $1', [id]);

@@ -8,8 +8,8 @@ import type { StepRunner } from '../../src/worker/steps';
 import type { NodeEvent, Store } from '../../src/worker/store';
 
 const log = (history: { stamp: string; nodeId: string }[] = []) =>
-  new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true },
-    history.map((h) => ({ ...h, status: 'running' as const, result: null, detail: null })));
+  new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true, executionId: 1 },
+    history.map((h) => ({ ...h, status: 'running' as const, result: null, detail: null })), 'root');
 const finals = (events: NodeEvent[]) => events.filter((e) => e.final).map((e) => `${e.stamp}|${e.node}`);
 const done = (node: string, stamp = 'i1::1'): NodeEvent => ({ node, stamp, status: 'completed', result: '1', json: true });
 
@@ -32,5 +32,28 @@ describe('the events of a commit that ends an instance', () => {
   it("mark only a node's last event (its row shows that one) and never a 'running' one", () => {
     const events = [done('a', 'i1::1::x::1'), done('a', 'i1::1::x::2'), { node: 'b', stamp: 'i1::1', status: 'running' as const }];
     expect(finals(log().outgoing(events, 'cancelled'))).toEqual(['i1::1::x::2|a']);
+  });
+});
+
+describe("the output of a commit that completes an instance's first execution", () => {
+  const out = '{"rows":[{"x":84}],"row_count":1}';
+  const rootDone = (result = out): NodeEvent => ({ node: 'root', stamp: 'i1::1', status: 'completed', result, json: true });
+  const second = () =>
+    new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true, executionId: 2 }, [], 'root');
+
+  it('is left to df._execution_log when it is the root result as jsonb prints it compactly', () => {
+    expect(log().output([done('a', 'i1::1'), rootDone()], 'completed', out)).toBeNull();
+  });
+
+  it('is sent where a reader could not derive it', () => {
+    expect(log().output([rootDone()], 'failed', out)).toBe(out); // failed: not from the root's result
+    expect(log().output([done('a')], 'completed', out)).toBe(out); // the root's row is not in this commit
+    expect(log().output([rootDone('{"row_count":1,"rows":[]}')], 'completed', '{"row_count":1,"rows":[]}')).toBe('{"row_count":1,"rows":[]}'); // key order
+    expect(log().output([rootDone('{"v":1e3}')], 'completed', '{"v":1e3}')).toBe('{"v":1e3}'); // numeric prints 1000
+    expect(log().output([{ ...rootDone(), json: false }], 'completed', out)).toBe(out); // stored as a JSON string
+    expect(log().output([rootDone('{"a":1}')], 'completed', out)).toBe(out); // the output is not the root's result
+    expect(second().output([rootDone()], 'completed', out)).toBe(out); // a later execution has its row
+    const big = `[${'1,'.repeat(3000)}1]`;
+    expect(log().output([rootDone(big)], 'completed', big)).toBe(big);
   });
 });

@@ -194,7 +194,31 @@ ALTER TABLE df._executions DROP CONSTRAINT executions_status_chk;
 -- pgd-create-from-src: df._runs
 REVOKE ALL ON df._runs FROM PUBLIC;
 
--- The event counts read df._runs (src/sql/60_monitoring.sql).
+-- Executions kept by instance rows (src/sql/00_schema.sql): execution 1 has no row until it
+-- ends, and none when it completes with its root node's result as output. The running first
+-- executions' rows go; df._execution_log derives them from their instances.
+-- pgd-create-from-src: df._json_compact
+-- pgd-create-from-src: df._execution_log
+REVOKE ALL ON df._execution_log FROM PUBLIC;
+-- pgd-create-from-src: df._close_execution
+REVOKE EXECUTE ON FUNCTION df._close_execution(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.text, pg_catalog.regrole) FROM PUBLIC;
+-- pgd-replace-from-src: df._on_instance_cancel
+DELETE FROM df._executions e WHERE e.execution_id = 1 AND e.status = 'Running';
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT a.grantee::regrole::text AS role, bool_or(a.is_grantable) AS grantable
+               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+              WHERE c.oid = 'df._executions'::pg_catalog.regclass AND a.privilege_type = 'SELECT'
+                AND a.grantee <> 0 AND a.grantee <> c.relowner
+              GROUP BY a.grantee LOOP
+        EXECUTE format('GRANT SELECT ON df._execution_log TO %s%s', r.role, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+END
+$$;
+
+-- The event counts read df._runs, the execution counts df._execution_log (src/sql/60_monitoring.sql).
 -- pgd-replace-from-src: df.metrics
 -- pgd-replace-from-src: df._prune_executions
 
