@@ -266,7 +266,7 @@ $$;
 -- The executions as readers see them: df._executions, plus the first execution of an instance
 -- that has no execution row. df.start writes none, and a commit that completes the instance's
 -- first execution writes none where its output is its root node's result in compact text (the
--- worker sends no output then): it spares a one-step instance a write at its start, another at
+-- worker marks the root's event "output" then): it spares a one-step instance a write at its start, another at
 -- its completion and a fifth of its bytes (docs/PERFORMANCE.md, "Executions kept by instance
 -- rows"). Such an execution reads Running until its instance ends; its start is the instance's
 -- created_at (now() of df.start's transaction, as the row's default was), its end the instance's

@@ -16,8 +16,9 @@
 -- is written once, pending -> completed), 'completed', 'failed', 'cancelled' (a compensating
 -- cancel, after its undos) or 'continue:<g>' (root loop: close execution g, open g+1; if g+1 is
 -- already open, a retry after an ambiguous commit, nothing more happens). p_output: the ending
--- execution's output; NULL when 'completed' ends execution 1 with its root node's result as output
--- in compact text, which df._execution_log then derives (execution 1 has no row until it ends).
+-- execution's output. output (an event key): in a commit that completes execution 1, the root's
+-- event whose result is p_output as jsonb prints it compactly; no execution row is written then,
+-- df._execution_log derives it (execution 1 has no row until it ends).
 CREATE FUNCTION df._commit(p_instance pg_catalog.text, p_token pg_catalog.uuid, p_events pg_catalog.jsonb,
                            p_instance_status pg_catalog.text DEFAULT NULL, p_output pg_catalog.text DEFAULT NULL)
     RETURNS pg_catalog.int4
@@ -33,6 +34,7 @@ DECLARE
     v_result text;
     v_detail jsonb;
     v_ends bool := COALESCE(p_instance_status IN ('completed', 'failed', 'cancelled'), false);
+    v_output_kept bool := false;
 BEGIN
     IF p_instance_status IN ('completed', 'failed') THEN
         -- The run ends: checking the lease and dropping the queue row is one statement (the
@@ -66,6 +68,9 @@ BEGIN
         END IF;
         -- A "final" event of a commit that ends the instance has no run row: the node's row below
         -- keeps it (df._runs, src/sql/00_schema.sql).
+        IF v_ends AND (v_ev ->> 'output')::bool IS TRUE THEN
+            v_output_kept := true;
+        END IF;
         IF NOT (v_ends AND v_status <> 'running' AND (v_ev ->> 'final')::bool IS TRUE) THEN
             INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
             VALUES (p_instance, v_stamp, v_node, v_exec, v_status, v_result, v_detail,
@@ -97,7 +102,7 @@ BEGIN
     ELSIF p_instance_status = 'completed' THEN
         UPDATE df.instances SET status = 'completed', updated_at = now(), completed_at = now()
          WHERE id = p_instance AND status IN ('pending', 'running');
-        IF NOT (v_exec = 1 AND p_output IS NULL) THEN
+        IF NOT (v_exec = 1 AND v_output_kept) THEN
             PERFORM df._close_execution(p_instance, v_exec, 'Completed', p_output, v_who);
         END IF;
     ELSIF p_instance_status = 'failed' THEN

@@ -385,8 +385,8 @@ export class Interpreter {
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.runs.withPending(done);
           const transition: InstanceTransition | null = spine ? 'completed' : this.runs.withStart(null);
-          const events = this.runs.outgoing(batch.events, transition);
-          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(events), transition, this.runs.output(batch.events, transition, spine ? json : null)]);
+          const output = spine ? json : null;
+          await run(COMMIT_SQL, [this.inst.id, this.inst.token, JSON.stringify(this.runs.outgoing(batch.events, transition, output)), transition, output]);
           carried = { batch, done };
         },
         recorded: () => this.deps.store.completedResult(this.inst.id, scope.stamp, node.id),

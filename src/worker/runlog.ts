@@ -70,38 +70,38 @@ export class RunLog {
   }
 
   /**
-   * What a commit with `transition` sends of `events`, noted as sent. In a commit that ends the
-   * instance each node's last event is marked `final` where no write recorded its run before:
-   * df._commit then writes only the node's row, which nothing writes again once the instance has
-   * ended (df._runs reads the run from it). It spared a one-step instance one of its completion's
-   * five writes (docs/PERFORMANCE.md, "Runs kept by node rows").
+   * What a commit with `transition` (and the execution's `output`) sends of `events`, noted as
+   * sent. In a commit that ends the instance each node's last event is marked `final` where no
+   * write recorded its run before: df._commit then writes only the node's row, which nothing writes
+   * again once the instance has ended (df._runs reads the run from it). It spared a one-step
+   * instance one of its completion's five writes (docs/PERFORMANCE.md, "Runs kept by node rows").
+   * In a commit that completes execution 1, the root's last event is marked `output` where its
+   * result is the output as jsonb prints it compactly (src/core/jsonb-text.ts): df._commit then
+   * writes no execution row, df._execution_log derives it ("Executions kept by instance rows").
    */
-  outgoing(events: NodeEvent[], transition: InstanceTransition | null): NodeEvent[] {
+  outgoing(events: NodeEvent[], transition: InstanceTransition | null, output: string | null = null): NodeEvent[] {
     let sent = events;
     if (endsInstance(transition)) {
       const last = new Map<string, number>();
       events.forEach((e, i) => last.set(e.node, i));
-      sent = events.map((e, i) =>
-        last.get(e.node) === i && e.status !== 'running' && !this.written.has(keyOf(e.stamp, e.node)) ? { ...e, final: true } : e,
-      );
+      const kept = this.keptOutput(events, last.get(this.rootId), transition, output);
+      sent = events.map((e, i) => {
+        if (last.get(e.node) !== i) return e;
+        const marks: Partial<NodeEvent> = {};
+        if (e.status !== 'running' && !this.written.has(keyOf(e.stamp, e.node))) marks.final = true;
+        if (kept && e.node === this.rootId) marks.output = true;
+        return marks.final || marks.output ? { ...e, ...marks } : e;
+      });
     }
     this.sending(events);
     return sent;
   }
 
-  /**
-   * The output a commit with `transition` sends: none (NULL) where it completes execution 1 and is
-   * what df._execution_log derives, its root node's result as this commit leaves it, in compact
-   * text (src/core/jsonb-text.ts). Execution 1 then never gets a row: a one-step instance was
-   * spared a write at df.start and one at its completion (docs/PERFORMANCE.md, "Executions kept
-   * by instance rows").
-   */
-  output(events: NodeEvent[], transition: InstanceTransition | null, output: string | null): string | null {
-    if (transition !== 'completed' || this.inst.executionId !== 1 || output === null || output.length > DERIVED_OUTPUT_MAX) return output;
-    let root: NodeEvent | undefined;
-    for (const e of events) if (e.node === this.rootId) root = e;
-    const derivable = root !== undefined && root.status === 'completed' && root.json === true && root.result === output && jsonbCompactText(output) === output;
-    return derivable ? null : output;
+  /** Whether the root's event at `at` carries the output of a completed first execution, as df._execution_log reads it. */
+  private keptOutput(events: NodeEvent[], at: number | undefined, transition: InstanceTransition | null, output: string | null): boolean {
+    if (transition !== 'completed' || this.inst.executionId !== 1 || at === undefined || output === null || output.length > DERIVED_OUTPUT_MAX) return false;
+    const root = events[at];
+    return root.status === 'completed' && root.json === true && root.result === output && jsonbCompactText(output) === output;
   }
 
   get(stamp: string, nodeId: string): RunRecord | undefined {
@@ -169,9 +169,8 @@ export class RunLog {
     const batch = this.withPending(events);
     if (batch.events.length === 0 && transition === null) return;
     const t = this.withStart(transition);
-    const sent = this.outgoing(batch.events, t);
-    const out = this.output(batch.events, t, output);
-    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, sent, t, out))); // metrics
+    const sent = this.outgoing(batch.events, t, output);
+    await this.commit(() => metrics.checkpoint('write', () => this.store.commit(this.inst.id, this.inst.token, sent, t, output))); // metrics
     this.inst.started = true;
     this.committed(batch);
     this.record(events);

@@ -63,6 +63,12 @@ export interface NodeEvent {
   detail?: Record<string, unknown> | null;
   /** In a commit that ends the instance: the node's row keeps this run, no df._node_runs row is written (df._runs). */
   final?: boolean;
+  /**
+   * In a commit that completes execution 1: this root event's result is the output, as jsonb prints
+   * it compactly, so df._execution_log derives the execution (no df._executions row). An extension
+   * older than the worker ignores the key and writes the output it is sent as before.
+   */
+  output?: boolean;
 }
 
 /** `continue:<g>` closes root-loop execution g and opens g+1 (a no-op if g+1 is already open). */

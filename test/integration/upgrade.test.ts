@@ -72,10 +72,11 @@ describe(`ALTER EXTENSION pg_durable UPDATE (${PREVIOUS} -> ${CURRENT})`, () => 
         `SELECT has_function_privilege($1, 'df._commit(text, uuid, jsonb, text, text)', 'EXECUTE') AS commit_fn,
                 has_function_privilege($1, 'df._start_new(uuid, text, text, text)', 'EXECUTE') AS start_new,
                 has_column_privilege($1, 'df._launch_tickets', 'nonce', 'INSERT') AS ticket,
-                has_table_privilege($1, 'df._runs', 'SELECT') AS run_log`,
+                has_table_privilege($1, 'df._runs', 'SELECT') AS run_log,
+                has_table_privilege($1, 'df._execution_log', 'SELECT') AS execution_log`,
         [role],
       )).rows[0];
-      expect(privs).toEqual({ commit_fn: true, start_new: true, ticket: true, run_log: true });
+      expect(privs).toEqual({ commit_fn: true, start_new: true, ticket: true, run_log: true, execution_log: true });
     });
   });
 
@@ -115,6 +116,12 @@ describe(`ALTER EXTENSION pg_durable UPDATE (${PREVIOUS} -> ${CURRENT})`, () => 
       expect(await scalar(user, `SELECT df.signal($1, 'go', '{"n": 7}')`, [waiting])).toBe('OK');
       expect(await waitFor(user, waiting)).toBe('completed');
       expect(await scalar(user, 'SELECT df.result($1)', [waiting])).toBe('{"rows": [{"n": "7"}], "row_count": 1}');
+      // Its first execution's row (Running, from 0.1.0) went with the update: the view derives it,
+      // once. The instance completed by this worker under 0.1.0 kept its output (the older
+      // df._commit ignores the event's "output" mark and writes the output it is sent).
+      const executions = (id: string) => user.query('SELECT execution_id, status, output FROM df.instance_executions($1)', [id]).then((r) => r.rows);
+      expect(await executions(waiting)).toEqual([{ execution_id: '1', status: 'Completed', output: '{"rows":[{"n":"7"}],"row_count":1}' }]);
+      expect(await executions(pending)).toEqual([{ execution_id: '1', status: 'Completed', output: '{"rows":[{"answer":42}],"row_count":1}' }]);
       const after = await scalar<string>(user, "SELECT df.start('SELECT 1' ~> 'SELECT 2 AS two')");
       expect(await waitFor(user, after)).toBe('completed');
     });

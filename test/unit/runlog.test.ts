@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { RunLog } from '../../src/worker/runlog';
 import type { StepRunner } from '../../src/worker/steps';
-import type { NodeEvent, Store } from '../../src/worker/store';
+import type { InstanceTransition, NodeEvent, Store } from '../../src/worker/store';
 
 const log = (history: { stamp: string; nodeId: string }[] = []) =>
   new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true, executionId: 1 },
@@ -35,25 +35,31 @@ describe('the events of a commit that ends an instance', () => {
   });
 });
 
-describe("the output of a commit that completes an instance's first execution", () => {
+describe("the root event of a commit that completes an instance's first execution", () => {
   const out = '{"rows":[{"x":84}],"row_count":1}';
   const rootDone = (result = out): NodeEvent => ({ node: 'root', stamp: 'i1::1', status: 'completed', result, json: true });
+  const marked = (l: RunLog, events: NodeEvent[], t: InstanceTransition, output: string) =>
+    l.outgoing(events, t, output).filter((e) => e.output).map((e) => e.node);
   const second = () =>
     new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true, executionId: 2 }, [], 'root');
 
-  it('is left to df._execution_log when it is the root result as jsonb prints it compactly', () => {
-    expect(log().output([done('a', 'i1::1'), rootDone()], 'completed', out)).toBeNull();
+  it('carries the output (df._execution_log derives it) when it is the root result as jsonb prints it compactly', () => {
+    expect(marked(log(), [done('a'), rootDone()], 'completed', out)).toEqual(['root']);
+    // Also where the root's run has a row already: the mark concerns the execution, not the run.
+    expect(marked(log([{ stamp: 'i1::1', nodeId: 'root' }]), [rootDone()], 'completed', out)).toEqual(['root']);
   });
 
-  it('is sent where a reader could not derive it', () => {
-    expect(log().output([rootDone()], 'failed', out)).toBe(out); // failed: not from the root's result
-    expect(log().output([done('a')], 'completed', out)).toBe(out); // the root's row is not in this commit
-    expect(log().output([rootDone('{"row_count":1,"rows":[]}')], 'completed', '{"row_count":1,"rows":[]}')).toBe('{"row_count":1,"rows":[]}'); // key order
-    expect(log().output([rootDone('{"v":1e3}')], 'completed', '{"v":1e3}')).toBe('{"v":1e3}'); // numeric prints 1000
-    expect(log().output([{ ...rootDone(), json: false }], 'completed', out)).toBe(out); // stored as a JSON string
-    expect(log().output([rootDone('{"a":1}')], 'completed', out)).toBe(out); // the output is not the root's result
-    expect(second().output([rootDone()], 'completed', out)).toBe(out); // a later execution has its row
+  it('does not where a reader could not derive it', () => {
+    expect(marked(log(), [rootDone()], 'failed', out)).toEqual([]); // a failure's output is its message
+    expect(marked(log(), [done('a')], 'completed', out)).toEqual([]); // the root's row is not in this commit
+    const reordered = '{"row_count":1,"rows":[]}';
+    expect(marked(log(), [rootDone(reordered)], 'completed', reordered)).toEqual([]); // jsonb orders the keys
+    expect(marked(log(), [rootDone('{"v":1e3}')], 'completed', '{"v":1e3}')).toEqual([]); // numeric prints 1000
+    expect(marked(log(), [{ ...rootDone(), json: false }], 'completed', out)).toEqual([]); // stored as a JSON string
+    expect(marked(log(), [rootDone('{"a":1}')], 'completed', out)).toEqual([]); // the output is not the root's result
+    expect(marked(log(), [rootDone(), { ...rootDone(), status: 'failed' }], 'completed', out)).toEqual([]); // the row shows its last event
+    expect(marked(second(), [rootDone()], 'completed', out)).toEqual([]); // a later execution has its row
     const big = `[${'1,'.repeat(3000)}1]`;
-    expect(log().output([rootDone(big)], 'completed', big)).toBe(big);
+    expect(marked(log(), [rootDone(big)], 'completed', big)).toEqual([]); // read back at every read: kept short
   });
 });
