@@ -216,36 +216,6 @@ CREATE TABLE df._node_runs (
 );
 CREATE INDEX idx_node_runs_execution ON df._node_runs (instance_id, execution_id);
 
--- The run log as readers see it: df._node_runs, plus the runs only a node row holds. A commit
--- that ends its instance (completed, failed, cancelled) writes no node run for an event marked
--- "final" (the node's last event of the commit, of a run the worker never wrote before): the
--- node's row, updated by the same commit and never written again once the instance has ended,
--- is that run. It spares a one-step instance one of its completion's five writes and a quarter
--- of its bytes (docs/PERFORMANCE.md, "Runs kept by node rows"). Such a run's result is the node
--- row's JSON text (what df._jsonb_text shows for either form), its detail the node's
--- status_details without the stamp, its finish the node's updated_at and its start the instance's
--- updated_at: now() of that commit's transaction, as a run row's default was. Security invoker:
--- each reader's row-level security on the tables decides what it sees.
-CREATE VIEW df._runs WITH (security_invoker = true) AS
-SELECT r.instance_id, r.stamp, r.node_id, r.execution_id, r.status, r.result, r.detail,
-       r.started_at, r.finished_at, r.submitted_by
-  FROM df._node_runs r
-UNION ALL
-SELECT n.instance_id, n.status_details OPERATOR(pg_catalog.->>) 'execution_id', n.id,
-       pg_catalog.split_part(n.status_details OPERATOR(pg_catalog.->>) 'execution_id', '::', 2)::pg_catalog.int4,
-       n.status, n.result::pg_catalog.text,
-       CASE WHEN n.status_details OPERATOR(pg_catalog.-) 'execution_id'::pg_catalog.text OPERATOR(pg_catalog.<>) '{}'::pg_catalog.jsonb
-            THEN n.status_details OPERATOR(pg_catalog.-) 'execution_id'::pg_catalog.text END,
-       LEAST(i.updated_at, n.updated_at), n.updated_at, n.submitted_by
-  FROM df.nodes n
-  JOIN df.instances i ON i.id OPERATOR(pg_catalog.=) n.instance_id
- WHERE n.status OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'failed']::pg_catalog.text[])
-   AND n.status_details OPERATOR(pg_catalog.?) 'execution_id'
-   AND NOT EXISTS (SELECT 1 FROM df._node_runs x
-                    WHERE x.instance_id OPERATOR(pg_catalog.=) n.instance_id
-                      AND x.stamp OPERATOR(pg_catalog.=) (n.status_details OPERATOR(pg_catalog.->>) 'execution_id')
-                      AND x.node_id OPERATOR(pg_catalog.=) n.id);
-
 -- jsonb as compact JSON text (no spaces), keys in jsonb's order: how a completed execution's
 -- output reads when df._execution_log derives it from its root node's result. The worker leaves
 -- an output to it only where src/core/jsonb-text.ts predicts this text to equal the output.
@@ -258,6 +228,42 @@ CREATE FUNCTION df._json_compact(p pg_catalog.jsonb) RETURNS pg_catalog.text
     AS $$
 SELECT pg_catalog.regexp_replace(p::pg_catalog.text, '("(?:[^"\\]|\\.)*")|([,:]) ', '\1\2', 'g')
 $$;
+
+-- The run log as readers see it: df._node_runs, plus the runs only a node row holds. df._commit
+-- writes no node run for an event marked "final" (the node's last event of the commit, of a run
+-- the worker never wrote before): the node's row, updated by the same commit, is that run. The
+-- worker marks an event final where nothing will write that row for another run: in a commit that
+-- ends the instance, and for a node of a sequence's spine (a SQL step or a THEN under THENs only,
+-- which runs once per execution) whose event has no detail and whose result is JSON that
+-- df._json_compact gives back as sent (src/worker/runlog.ts). It spares a one-step instance one
+-- of its completion's writes, a chain step its node runs (docs/PERFORMANCE.md, "Runs kept by node
+-- rows", "... in a sequence"). Such a run's result is the node row's compact JSON text, its
+-- detail the node's status_details without the stamp, its finish the node's updated_at (none while
+-- running), its start the instance's updated_at where the instance ended in the commit that
+-- finished the run (now() of that transaction, as a run row's default was), else the node's
+-- updated_at. The claim's replay reads it too. Security invoker: each reader's row-level
+-- security on the tables decides what it sees.
+CREATE VIEW df._runs WITH (security_invoker = true) AS
+SELECT r.instance_id, r.stamp, r.node_id, r.execution_id, r.status, r.result, r.detail,
+       r.started_at, r.finished_at, r.submitted_by
+  FROM df._node_runs r
+UNION ALL
+SELECT n.instance_id, n.status_details OPERATOR(pg_catalog.->>) 'execution_id', n.id,
+       pg_catalog.split_part(n.status_details OPERATOR(pg_catalog.->>) 'execution_id', '::', 2)::pg_catalog.int4,
+       n.status, df._json_compact(n.result),
+       CASE WHEN n.status_details OPERATOR(pg_catalog.-) 'execution_id'::pg_catalog.text OPERATOR(pg_catalog.<>) '{}'::pg_catalog.jsonb
+            THEN n.status_details OPERATOR(pg_catalog.-) 'execution_id'::pg_catalog.text END,
+       CASE WHEN i.status OPERATOR(pg_catalog.=) ANY (ARRAY['completed', 'failed', 'cancelled']::pg_catalog.text[])
+                 AND i.updated_at OPERATOR(pg_catalog.<=) n.updated_at THEN i.updated_at ELSE n.updated_at END,
+       CASE WHEN n.status OPERATOR(pg_catalog.<>) 'running' THEN n.updated_at END, n.submitted_by
+  FROM df.nodes n
+  JOIN df.instances i ON i.id OPERATOR(pg_catalog.=) n.instance_id
+ WHERE n.status OPERATOR(pg_catalog.=) ANY (ARRAY['running', 'completed', 'failed']::pg_catalog.text[])
+   AND n.status_details OPERATOR(pg_catalog.?) 'execution_id'
+   AND NOT EXISTS (SELECT 1 FROM df._node_runs x
+                    WHERE x.instance_id OPERATOR(pg_catalog.=) n.instance_id
+                      AND x.stamp OPERATOR(pg_catalog.=) (n.status_details OPERATOR(pg_catalog.->>) 'execution_id')
+                      AND x.node_id OPERATOR(pg_catalog.=) n.id);
 
 -- The executions as readers see them: df._executions, plus the first execution of an instance
 -- that has no execution row. df.start writes none, and a commit that completes the instance's

@@ -9,9 +9,9 @@
 -- EXECUTE on this function gives a role nothing.
 --
 -- p_events: [{node, stamp, status: running|completed|failed, result?, json?, detail?, final?}], at
--- most one event per (stamp, node) — the worker coalesces. final: in a commit that ends the
--- instance, the node's last event, of a run no earlier write recorded; it writes the node row
--- only. p_instance_status: NULL (nodes only), 'running' (the worker sends it with its first
+-- most one event per (stamp, node) — the worker coalesces. final: the node's last event, of a
+-- run no earlier write recorded, whose node row keeps the run (df._runs, src/sql/00_schema.sql);
+-- it writes the node row only. p_instance_status: NULL (nodes only), 'running' (the worker sends it with its first
 -- write for a pending instance: a claim no longer marks instances running, so a one-step instance
 -- is written once, pending -> completed), 'completed', 'failed', 'cancelled' (a compensating
 -- cancel, after its undos) or 'continue:<g>' (root loop: close execution g, open g+1; if g+1 is
@@ -66,12 +66,11 @@ BEGIN
         IF jsonb_typeof(v_detail) = 'null' THEN
             v_detail := NULL;
         END IF;
-        -- A "final" event of a commit that ends the instance has no run row: the node's row below
-        -- keeps it (df._runs, src/sql/00_schema.sql).
         IF v_ends AND (v_ev ->> 'output')::bool IS TRUE THEN
             v_output_kept := true;
         END IF;
-        IF NOT (v_ends AND v_status <> 'running' AND (v_ev ->> 'final')::bool IS TRUE) THEN
+        -- A "final" event has no run row: the node's row below keeps it (df._runs).
+        IF (v_ev ->> 'final')::bool IS NOT TRUE THEN
             INSERT INTO df._node_runs AS r (instance_id, stamp, node_id, execution_id, status, result, detail, finished_at, submitted_by)
             VALUES (p_instance, v_stamp, v_node, v_exec, v_status, v_result, v_detail,
                     CASE WHEN v_status <> 'running' THEN clock_timestamp() END, v_who)

@@ -117,7 +117,6 @@ export class Interpreter {
     /** df.cancel(..., compensate => true): nothing new runs, the undos do, the instance ends cancelled. */
     private readonly cancelRequest: string | null = null,
   ) {
-    this.runs = new RunLog(deps.store, deps.steps, inst, history, root.id);
     if (history.length > 0) metrics.takeovers.inc(); // metrics
     const walk = (n: TreeNode) => {
       for (const c of [n.left, n.right, n.condition, ...(n.extras ?? [])]) {
@@ -130,9 +129,27 @@ export class Interpreter {
     walk(root);
     this.byId.set(root.id, root);
     for (const n of this.parents.keys()) this.byId.set(n.id, n);
+    this.runs = new RunLog(deps.store, deps.steps, inst, history, root.id, this.runOnce());
     this.undos = new UndoStack(history, this.byId);
   }
 
+
+  /**
+   * The nodes that run at most once per execution, with one stamp, and whose events carry nothing
+   * but status and result: SQL steps and THENs under nothing but THENs (a sequence's spine). Their
+   * node rows can keep their runs (RunLog.outgoing): nothing else ever writes those rows. A node in
+   * a loop, a retry, a branch of a race, an undo or any other scope may run again or carry detail.
+   */
+  private runOnce(): Set<string> {
+    const once = new Set<string>();
+    for (const n of this.byId.values()) {
+      if (n.node_type !== 'SQL' && n.node_type !== 'THEN') continue;
+      let p = this.parents.get(n);
+      while (p && p.node_type === 'THEN') p = this.parents.get(p);
+      if (!p) once.add(n.id);
+    }
+    return once;
+  }
 
   /** SQL steps of this run in flight (see run: their stamps also mark the instance running). */
   private sqlInFlight = 0;
@@ -381,6 +398,8 @@ export class Interpreter {
         // Inside the step's transaction: its completion, whatever is pending, and — for the last
         // step of the root sequence — the completion of that sequence and of the instance.
         checkpoint: async (run, json, detail) => {
+          // No 'running' stamp after this: it could land after a checkpoint that left the run to the node row.
+          clearTimeout(stampTimer);
           const done: NodeEvent[] = [{ node: node.id, stamp: scope.stamp, status: 'completed', result: json, json: true, detail: detail ?? null }];
           for (const p of spine ?? []) done.push({ node: p.id, stamp: scope.stamp, status: 'completed', result: json, json: true });
           const batch = this.runs.withPending(done);

@@ -21,9 +21,9 @@ const keyOf = (stamp: string, nodeId: string) => `${stamp}|${nodeId}`;
 const endsInstance = (t: InstanceTransition | null) => t === 'completed' || t === 'failed' || t === 'cancelled';
 
 /**
- * The longest output left to df._execution_log to derive: a reader renders it from jsonb at every
- * read (df._json_compact, ~2 µs per value), so a large one keeps its row (one-step results of the
- * bench and the seeds are 30-200 bytes).
+ * The longest result (or execution output) left to a node row for df._runs (df._execution_log) to
+ * render back: a reader renders it from jsonb at every read (df._json_compact), so a large one
+ * keeps its row (one-step results of the bench and the seeds are 30-200 bytes).
  */
 const DERIVED_OUTPUT_MAX = 4096;
 
@@ -46,8 +46,9 @@ export class RunLog {
    */
   private unconfirmed: { done: NodeEvent[]; taken: [string, NodeEvent][] } | null = null;
   /**
-   * Every run a write may have recorded (stamp|node): loaded at claim, or sent in any write since,
-   * whether or not that write committed. Only a run outside it may be left to its node's row.
+   * Every run a write may have recorded in df._node_runs (stamp|node): loaded at claim, or sent in
+   * any write since (not as `final`), whether or not that write committed. Only a run outside it
+   * may be left to its node's row: a run row would hide the row's newer state (df._runs).
    */
   private readonly written = new Set<string>();
 
@@ -57,6 +58,8 @@ export class RunLog {
     private readonly inst: { id: string; token: string; started: boolean; executionId: number },
     history: RunRecord[],
     private readonly rootId: string,
+    /** Nodes that run at most once per execution with plain events (Interpreter.runOnce). */
+    private readonly once: ReadonlySet<string> = new Set(),
   ) {
     for (const r of history) {
       this.history.set(keyOf(r.stamp, r.nodeId), r);
@@ -71,30 +74,45 @@ export class RunLog {
 
   /**
    * What a commit with `transition` (and the execution's `output`) sends of `events`, noted as
-   * sent. In a commit that ends the instance each node's last event is marked `final` where no
-   * write recorded its run before: df._commit then writes only the node's row, which nothing writes
-   * again once the instance has ended (df._runs reads the run from it). It spared a one-step
-   * instance one of its completion's five writes (docs/PERFORMANCE.md, "Runs kept by node rows").
+   * sent. A node's last event is marked `final` where no write recorded its run before and the
+   * node's row can keep the run: df._commit then writes only the row (df._runs reads the run from
+   * it). In a commit that ends the instance, any finished event (nothing writes those rows again);
+   * in any other, an event of a node that runs once per execution with a result the row gives back
+   * as sent (`keptByRow`). It spared a one-step instance one of its completion's five writes, a
+   * chain step its node runs (docs/PERFORMANCE.md, "Runs kept by node rows", "... in a sequence").
    * In a commit that completes execution 1, the root's last event is marked `output` where its
    * result is the output as jsonb prints it compactly (src/core/jsonb-text.ts): df._commit then
    * writes no execution row, df._execution_log derives it ("Executions kept by instance rows").
    */
   outgoing(events: NodeEvent[], transition: InstanceTransition | null, output: string | null = null): NodeEvent[] {
-    let sent = events;
-    if (endsInstance(transition)) {
-      const last = new Map<string, number>();
-      events.forEach((e, i) => last.set(e.node, i));
-      const kept = this.keptOutput(events, last.get(this.rootId), transition, output);
-      sent = events.map((e, i) => {
-        if (last.get(e.node) !== i) return e;
-        const marks: Partial<NodeEvent> = {};
-        if (e.status !== 'running' && !this.written.has(keyOf(e.stamp, e.node))) marks.final = true;
-        if (kept && e.node === this.rootId) marks.output = true;
-        return marks.final || marks.output ? { ...e, ...marks } : e;
-      });
-    }
-    this.sending(events);
+    const ends = endsInstance(transition);
+    const last = new Map<string, number>();
+    events.forEach((e, i) => last.set(e.node, i));
+    const kept = ends && this.keptOutput(events, last.get(this.rootId), transition, output);
+    const sent = events.map((e, i) => {
+      if (last.get(e.node) !== i) return e;
+      const marks: Partial<NodeEvent> = {};
+      const unwritten = !this.written.has(keyOf(e.stamp, e.node));
+      if (unwritten && (ends ? e.status !== 'running' : this.keptByRow(e))) marks.final = true;
+      if (kept && e.node === this.rootId) marks.output = true;
+      return marks.final || marks.output ? { ...e, ...marks } : e;
+    });
+    // A final event writes no row: a later event of its run may be left to the row again.
+    this.sending(sent.filter((e) => !e.final));
     return sent;
+  }
+
+  /**
+   * Whether a run that is not ending its instance can live in its node's row alone: a node that
+   * runs once per execution (`once`), an event with no detail, and a result the row gives back as
+   * it was sent: JSON that jsonb prints compactly as the same text (df._runs reads it with
+   * df._json_compact), so a replay substitutes exactly what the live run did. A failure keeps its
+   * row (its message is not JSON).
+   */
+  private keptByRow(e: NodeEvent): boolean {
+    if (!this.once.has(e.node) || (e.detail && Object.keys(e.detail).length > 0)) return false;
+    if (e.status === 'running') return true;
+    return e.status === 'completed' && e.json === true && typeof e.result === 'string' && e.result.length <= DERIVED_OUTPUT_MAX && jsonbCompactText(e.result) === e.result;
   }
 
   /** Whether the root's event at `at` carries the output of a completed first execution, as df._execution_log reads it. */

@@ -234,7 +234,7 @@ export class Store {
 
   /** Everything a run needs (loadColumns), in one round trip; for a run that starts over. */
   async loadInstance(id: string, executionId: number): Promise<Loaded> {
-    const r = await this.q<LoadRow>(`SELECT ${loadColumns('$2::int', '$3::int', '$4::bigint')} FROM df.instances i ${LOAD_JOINS} WHERE i.id = $1::text`,
+    const r = await this.q<LoadRow>(`SELECT ${loadColumns('$2::int', '$3::int', '$4::bigint', 'df._runs')} FROM df.instances i ${LOAD_JOINS} WHERE i.id = $1::text`,
       [id, executionId, MAX_LOADED_NODES, MAX_LOADED_GRAPH_BYTES],
     );
     return r.rowCount === 0 ? { instance: null, nodes: [], history: [], cancelRequest: null } : loaded(r.rows[0]);
@@ -350,7 +350,13 @@ type LoadRow = {
  * compensate => true) files it as the reserved signal 'pg_durable:compensate'). It was four round
  * trips per instance (docs/PERFORMANCE.md).
  */
-const loadColumns = (execution: string, maxNodes: string, maxBytes: string) => `i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper,
+/**
+ * `runs`: where the run history comes from. A run that starts over (loadInstance) reads df._runs,
+ * which adds the runs node rows keep; the claim reads df._node_runs, as only an instance never
+ * claimed before is loaded by it, and such an instance has no runs, kept or not (a run is kept only
+ * by a commit under a lease: src/worker/runlog.ts).
+ */
+const loadColumns = (execution: string, maxNodes: string, maxBytes: string, runs: 'df._runs' | 'df._node_runs') => `i.id, i.label, i.root_node, i.status, i.database, r.rolname::text, i.submitted_by::oid::text AS role_oid, r.rolcanlogin, r.rolsuper,
        CASE WHEN r.oid IS NOT NULL THEN has_schema_privilege(r.oid, 'df', 'USAGE')
             AND has_function_privilege(r.oid, 'df._commit(text,uuid,jsonb,text,text)', 'EXECUTE') END AS can_use,
        g.node_count, g.graph_bytes::text,
@@ -358,7 +364,7 @@ const loadColumns = (execution: string, maxNodes: string, maxBytes: string) => `
          (SELECT json_agg(json_build_array(n.id, n.node_type, n.query, n.result_name, n.left_node, n.right_node))
             FROM df.nodes n WHERE n.instance_id = i.id) END AS nodes,
        (SELECT json_agg(json_build_array(h.stamp, h.node_id, h.status, h.result, h.detail))
-          FROM df._node_runs h WHERE h.instance_id = i.id AND h.execution_id = ${execution}) AS runs,
+          FROM ${runs} h WHERE h.instance_id = i.id AND h.execution_id = ${execution}) AS runs,
        (SELECT s.payload FROM df._signals s
          WHERE s.instance_id = i.id AND s.signal_name = 'pg_durable:compensate' ORDER BY s.id LIMIT 1) AS cancel`;
 
@@ -411,6 +417,6 @@ export const CLAIM_SQL = `WITH async AS MATERIALIZED (SELECT pg_catalog.set_conf
           lease_until = clock_timestamp() + make_interval(secs => $2::int)
     WHERE w.instance_id = ANY (ARRAY(SELECT d.instance_id FROM due d))
     RETURNING w.instance_id, w.lease_token::text AS lease_token, w.execution_id, w.vars)
- SELECT c.instance_id, c.lease_token, c.execution_id, c.vars, d.fresh, ${loadColumns('c.execution_id', '$4::int', '$5::bigint')}
+ SELECT c.instance_id, c.lease_token, c.execution_id, c.vars, d.fresh, ${loadColumns('c.execution_id', '$4::int', '$5::bigint', 'df._node_runs')}
    FROM claimed c JOIN due d ON d.instance_id = c.instance_id CROSS JOIN async
    LEFT JOIN LATERAL (SELECT * FROM df.instances i WHERE i.id = c.instance_id AND d.fresh OFFSET 0) i ON true ${LOAD_JOINS}`;

@@ -167,7 +167,7 @@ describe('lease takeovers', () => {
     const crashing = startWorker(url(other));
     const id = await asRole(other, user, (c) => scalar<string>(c, "SELECT df.start('SELECT 1 AS one' ~> 'SELECT pg_sleep(2), 2 AS two')"));
     await withPg(other, (c) =>
-      eventually(async () => (await c.query("SELECT 1 FROM df._node_runs WHERE instance_id = $1 AND status = 'completed'", [id])).rows.length > 0, 15_000, 'the first step'),
+      eventually(async () => (await c.query("SELECT 1 FROM df._runs WHERE instance_id = $1 AND status = 'completed'", [id])).rows.length > 0, 15_000, 'the first step'),
     );
     await crashing.kill(); // SIGKILL: its lease (4 s) must expire before anyone takes over
     const taker = startWorker(url(other), { extraArgs: ['--metrics-port', '0'] });

@@ -13,6 +13,7 @@ import { PipelineError, pipelined } from '../../src/worker/pipeline';
 import { jsonbCompactText } from '../../src/core/jsonb-text';
 import { CLAIM_SQL, Store } from '../../src/worker/store';
 import { asRole, createTenant, freshDatabase, scalar, url, withPg } from '../support/db';
+import { connectAs } from '../support/security';
 import { eventually, metricsAddress, startWorker, waitFor } from '../support/worker';
 
 let db: string;
@@ -209,8 +210,9 @@ describe('the run that ends an instance', () => {
     } finally {
       await worker.stop();
     }
+    // Results as jsonb prints them: a run row keeps the text sent, df._runs gives a kept run's compactly.
     const rows = (id: string, from: string) =>
-      withPg(wdb, async (c) => (await c.query(`SELECT node_id, stamp, execution_id, status, result FROM ${from} WHERE instance_id = $1 ORDER BY node_id`, [id])).rows);
+      withPg(wdb, async (c) => (await c.query(`SELECT node_id, stamp, execution_id, status, df._jsonb_text(result) AS result FROM ${from} WHERE instance_id = $1 ORDER BY node_id`, [id])).rows);
     const nodes = (id: string) =>
       withPg(wdb, async (c) => (await c.query("SELECT id, status, result::text AS result FROM df.nodes WHERE instance_id = $1 AND status <> 'pending' ORDER BY id", [id])).rows);
 
@@ -224,8 +226,9 @@ describe('the run that ends an instance', () => {
          FROM df._runs r JOIN df.instances i ON i.id = r.instance_id JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
         WHERE r.instance_id = $1`, [one])).rows);
     expect(times).toEqual([{ at_step_start: true, at_checkpoint: true, ordered: true }]);
-    // A chain: the first step's run was written by its own checkpoint; every node that ran has one run.
-    expect((await rows(chain, 'df._node_runs')).length).toBeGreaterThan(0);
+    // A chain: its steps and its THEN run once, so their node rows keep every run (the first
+    // step's too, written by its own checkpoint); every node that ran has one run.
+    expect(await rows(chain, 'df._node_runs')).toEqual([]);
     expect((await rows(chain, 'df._runs')).map((r) => [r.node_id, r.status])).toEqual((await nodes(chain)).map((n) => [n.id, 'completed']));
     // A run stamped 'running' before it ended keeps its row, and the row ends completed.
     expect((await rows(slow, 'df._node_runs')).map((r) => r.status)).toEqual(['completed']);
@@ -246,6 +249,58 @@ describe('the run that ends an instance', () => {
     }
     expect(await asRole(wdb, other, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._runs'))).toBe(0);
     expect(await asRole(wdb, tenant, (c) => scalar<number>(c, 'SELECT count(*)::int FROM df._runs'))).toBeGreaterThan(3);
+  });
+});
+
+describe("a sequence's runs kept by its node rows", () => {
+  it('write no node run where the row gives the result back, and a run that starts over replays them', async () => {
+    const wdb = await freshDatabase('hot_path_seq');
+    const tenant = await createTenant(wdb, 'seq');
+    await asRole(wdb, tenant, (c) => c.query('CREATE TABLE effects (k int)'));
+    // Step 2's result is in the SELECT list's order, which jsonb does not keep: its run has a row,
+    // and $r is substituted from it as the live run saw it (first column zeta). Step 4 waits for
+    // a lock the test holds.
+    const hold = await connectAs(url(wdb));
+    await hold.query('SELECT pg_advisory_lock(4242)');
+    const id = await asRole(wdb, tenant, (c) => scalar<string>(c,
+      `SELECT df.start('INSERT INTO effects VALUES (1) RETURNING k' ~> 'SELECT 1 AS zeta, 2 AS a' |=> 'r' ~> 'INSERT INTO effects VALUES (3) RETURNING k'
+                       ~> 'SELECT pg_advisory_xact_lock(4242) IS NULL AS locked' ~> 'SELECT $r AS first')`));
+    const waiting = () => withPg(wdb, (c) => scalar<number>(c, "SELECT count(*)::int FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_xact_lock(4242)%' AND wait_event_type = 'Lock'"));
+    const a = startWorker(url(wdb), { leaseSeconds: 2, extraArgs: ['--poll-interval', '50'] });
+    try {
+      await eventually(async () => (await waiting()) === 1, 15_000, 'the fourth step');
+      // Its 'running' stamp (written after 200 ms) too.
+      await eventually(async () => (await withPg(wdb, (c) => scalar<string>(c, "SELECT status FROM df.nodes WHERE instance_id = $1 AND query LIKE 'SELECT pg_advisory%'", [id]))) === 'running', 15_000, 'the stamp');
+    } finally {
+      await a.kill();
+    }
+    const runs = (from: string) =>
+      withPg(wdb, async (c) => (await c.query(`SELECT n.query, r.status, r.result FROM ${from} r JOIN df.nodes n ON n.instance_id = r.instance_id AND n.id = r.node_id
+                                                 WHERE r.instance_id = $1 AND n.node_type = 'SQL' ORDER BY n.query`, [id])).rows);
+    // Steps 1 and 3 live in their node rows alone; step 2 and the waiting step (its 'running' stamp) have rows.
+    expect((await runs('df._node_runs')).map((r) => [r.query, r.status])).toEqual([
+      ['SELECT 1 AS zeta, 2 AS a', 'completed'], ['SELECT pg_advisory_xact_lock(4242) IS NULL AS locked', 'running'],
+    ]);
+    expect((await runs('df._runs')).map((r) => [r.query, r.result])).toEqual([
+      ['INSERT INTO effects VALUES (1) RETURNING k', '{"rows":[{"k":1}],"row_count":1}'],
+      ['INSERT INTO effects VALUES (3) RETURNING k', '{"rows":[{"k":3}],"row_count":1}'],
+      ['SELECT 1 AS zeta, 2 AS a', '{"rows":[{"zeta":1,"a":2}],"row_count":1}'],
+      ['SELECT pg_advisory_xact_lock(4242) IS NULL AS locked', null],
+    ]);
+    // The killed worker's waiting step goes; a second worker takes the instance over when the
+    // lease expires, replays steps 1-3 from their runs and runs no effect twice.
+    await withPg(wdb, (c) => c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_xact_lock(4242)%'"));
+    const b = startWorker(url(wdb), { leaseSeconds: 2, extraArgs: ['--poll-interval', '50'] });
+    try {
+      await eventually(async () => (await waiting()) === 1, 15_000, 'the fourth step again');
+      await hold.end();
+      await withPg(wdb, async (c) => expect(await waitFor(c, id, 30_000)).toBe('completed'));
+      expect(b.logs.some((l) => l.msg === 'instance resumed')).toBe(true);
+    } finally {
+      await b.stop();
+    }
+    expect(await asRole(wdb, tenant, (c) => c.query('SELECT k FROM effects ORDER BY k').then((r) => r.rows.map((x) => x.k)))).toEqual([1, 3]);
+    expect(await asRole(wdb, tenant, (c) => scalar<string>(c, 'SELECT df.result($1)', [id]))).toBe('{"rows": [{"first": 1}], "row_count": 1}');
   });
 });
 

@@ -76,7 +76,7 @@ describe('the role loses its privileges while the instance waits', () => {
     expect(n.STEP.result).toBe(out);
     expect(n.COND.status).toBe('pending'); // never reached: not on the failing path
     expect(await scalar(admin, 'SELECT count(*)::int FROM df.nodes WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
-    expect(await scalar(admin, 'SELECT count(*)::int FROM df._node_runs WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
+    expect(await scalar(admin, 'SELECT count(*)::int FROM df._runs WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
     expect(await scalar(admin, 'SELECT count(*)::int FROM public.led WHERE who = $1', [role])).toBe(0);
   });
 
@@ -95,7 +95,7 @@ describe('the role loses its privileges while the instance waits', () => {
     expect({ then: n.THEN.status, loop: n.LOOP.status, step: n.STEP.status }).toEqual({ then: 'failed', loop: 'failed', step: 'failed' });
     expect(n.COND.status).toBe('pending');
     expect(await scalar(admin, 'SELECT count(*)::int FROM df.nodes WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
-    expect(await scalar(admin, 'SELECT count(*)::int FROM df._node_runs WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
+    expect(await scalar(admin, 'SELECT count(*)::int FROM df._runs WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
   });
 
   it('privileges revoked while no worker runs: the next claim fails the instance and stamps what was running', async () => {
@@ -109,6 +109,6 @@ describe('the role loses its privileges while the instance waits', () => {
     expect(await output(id)).toMatch(new RegExp(`^Instance ${id}: role "${role}" lost its pg_durable privileges`));
     const n = await nodes(id);
     expect({ then: n.THEN.status, sleep: n.SLEEP.status, step: n.STEP.status }).toEqual({ then: 'failed', sleep: 'failed', step: 'pending' });
-    expect(await scalar(admin, 'SELECT count(*)::int FROM df._node_runs WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
+    expect(await scalar(admin, 'SELECT count(*)::int FROM df._runs WHERE instance_id = $1 AND status = $2', [id, 'running'])).toBe(0);
   });
 });

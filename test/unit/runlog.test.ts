@@ -1,6 +1,7 @@
 /**
- * Which events of a commit that ends an instance leave their run to the node's row (df._runs):
- * each node's last event, finished, of a run no earlier write may have recorded.
+ * Which events leave their run to the node's row (df._runs): in a commit that ends an instance,
+ * each node's last event, finished, of a run no earlier write may have recorded; in any other,
+ * those of a node that runs once per execution whose row gives the result back as sent.
  */
 import { describe, expect, it } from 'vitest';
 import { RunLog } from '../../src/worker/runlog';
@@ -24,7 +25,7 @@ describe('the events of a commit that ends an instance', () => {
     expect(finals(l.outgoing([done('a'), done('b'), done('c')], 'failed'))).toEqual(['i1::1|c']);
   });
 
-  it('are never final in a commit that does not end the instance', () => {
+  it('are not final in a commit that does not end the instance, unless their node runs once', () => {
     expect(finals(log().outgoing([done('a')], null))).toEqual([]);
     expect(finals(log().outgoing([done('a')], 'continue:1'))).toEqual([]);
   });
@@ -32,6 +33,41 @@ describe('the events of a commit that ends an instance', () => {
   it("mark only a node's last event (its row shows that one) and never a 'running' one", () => {
     const events = [done('a', 'i1::1::x::1'), done('a', 'i1::1::x::2'), { node: 'b', stamp: 'i1::1', status: 'running' as const }];
     expect(finals(log().outgoing(events, 'cancelled'))).toEqual(['i1::1::x::2|a']);
+  });
+});
+
+describe("the events of a sequence's steps (nodes that run once per execution)", () => {
+  const spine = (history: { stamp: string; nodeId: string }[] = []) =>
+    new RunLog({} as Store, {} as StepRunner, { id: 'i1', token: 't', started: true, executionId: 1 },
+      history.map((h) => ({ ...h, status: 'running' as const, result: null, detail: null })), 'root', new Set(['root', 's1', 's2']));
+  const step = (node: string, result = '{"rows":[{"v":1}],"row_count":1}'): NodeEvent => ({ node, stamp: 'i1::1', status: 'completed', result, json: true });
+
+  it('leave a run to its node row when the row gives its result back as sent', () => {
+    const running: NodeEvent = { node: 'root', stamp: 'i1::1', status: 'running' };
+    expect(finals(spine().outgoing([step('s1'), running], null))).toEqual(['i1::1|s1', 'i1::1|root']);
+  });
+
+  it('keep a row where the row could not give the run back, or the node may run again', () => {
+    const l = spine([{ stamp: 'i1::1', nodeId: 's2' }]);
+    expect(finals(l.outgoing([
+      step('s1', '{"rows":[{"zeta":1,"a":2}],"row_count":1}'), // jsonb orders the keys
+      step('s2'), // its run has a row already (its 'running' stamp)
+      { ...step('root'), detail: { note: 'x' } }, // a detail
+      step('other'), // not on the spine: in a loop, a branch, a retry
+    ], null))).toEqual([]);
+    expect(finals(spine().outgoing([{ node: 's1', stamp: 'i1::1', status: 'failed', result: 'boom', json: false }], null))).toEqual([]);
+  });
+
+  it("leave a run's later events to the row too when its earlier ones were", () => {
+    const l = spine();
+    expect(finals(l.outgoing([{ node: 'root', stamp: 'i1::1', status: 'running' }], null))).toEqual(['i1::1|root']);
+    expect(finals(l.outgoing([step('root')], 'completed'))).toEqual(['i1::1|root']);
+  });
+
+  it('keep a row for a run any earlier write may have recorded', () => {
+    const l = spine();
+    l.sending([{ node: 's1', stamp: 'i1::1', status: 'running' }]);
+    expect(finals(l.outgoing([step('s1')], null))).toEqual([]);
   });
 });
 

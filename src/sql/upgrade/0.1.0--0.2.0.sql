@@ -190,14 +190,15 @@ ALTER TABLE df._executions DROP CONSTRAINT executions_status_chk;
 -- One call resets a step connection (src/sql/55_session.sql).
 -- pgd-create-from-src: df._reset_session
 
--- Runs kept by node rows: the run log as readers see it (src/sql/00_schema.sql).
+-- Runs kept by node rows: the run log as readers see it (src/sql/00_schema.sql); a kept run's
+-- result is its node row's compact JSON text.
+-- pgd-create-from-src: df._json_compact
 -- pgd-create-from-src: df._runs
 REVOKE ALL ON df._runs FROM PUBLIC;
 
 -- Executions kept by instance rows (src/sql/00_schema.sql): execution 1 has no row until it
 -- ends, and none when it completes with its root node's result as output. The running first
 -- executions' rows go; df._execution_log derives them from their instances.
--- pgd-create-from-src: df._json_compact
 -- pgd-create-from-src: df._execution_log
 REVOKE ALL ON df._execution_log FROM PUBLIC;
 -- pgd-create-from-src: df._close_execution
