@@ -205,36 +205,25 @@ REVOKE ALL ON df._execution_log FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION df._close_execution(pg_catalog.text, pg_catalog.int4, pg_catalog.text, pg_catalog.text, pg_catalog.regrole) FROM PUBLIC;
 -- pgd-replace-from-src: df._on_instance_cancel
 DELETE FROM df._executions e WHERE e.execution_id = 1 AND e.status = 'Running';
-DO $$
-DECLARE
-    r record;
-BEGIN
-    FOR r IN SELECT a.grantee::regrole::text AS role, bool_or(a.is_grantable) AS grantable
-               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-              WHERE c.oid = 'df._executions'::pg_catalog.regclass AND a.privilege_type = 'SELECT'
-                AND a.grantee <> 0 AND a.grantee <> c.relowner
-              GROUP BY a.grantee LOOP
-        EXECUTE format('GRANT SELECT ON df._execution_log TO %s%s', r.role, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-    END LOOP;
-END
-$$;
 
 -- The event counts read df._runs, the execution counts df._execution_log (src/sql/60_monitoring.sql).
 -- pgd-replace-from-src: df.metrics
 -- pgd-replace-from-src: df._prune_executions
 
--- Roles that may read df._node_runs (df.grant_usage under 0.1.0) may read df._runs, with the grant
--- option where they hold it on df._node_runs.
+-- Roles that may read df._node_runs or df._executions (df.grant_usage under 0.1.0) may read the
+-- view over it (df._runs, df._execution_log), with the grant option where they hold it on the table.
 DO $$
 DECLARE
     r record;
 BEGIN
-    FOR r IN SELECT a.grantee::regrole::text AS role, bool_or(a.is_grantable) AS grantable
-               FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-              WHERE c.oid = 'df._node_runs'::pg_catalog.regclass AND a.privilege_type = 'SELECT'
+    FOR r IN SELECT v.vw, a.grantee::regrole::text AS role, bool_or(a.is_grantable) AS grantable
+               FROM (VALUES ('df._node_runs'::pg_catalog.regclass, 'df._runs'),
+                            ('df._executions'::pg_catalog.regclass, 'df._execution_log')) v(tbl, vw),
+                    pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+              WHERE c.oid = v.tbl AND a.privilege_type = 'SELECT'
                 AND a.grantee <> 0 AND a.grantee <> c.relowner
-              GROUP BY a.grantee LOOP
-        EXECUTE format('GRANT SELECT ON df._runs TO %s%s', r.role, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+              GROUP BY v.vw, a.grantee LOOP
+        EXECUTE format('GRANT SELECT ON %s TO %s%s', r.vw, r.role, CASE WHEN r.grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END
 $$;
