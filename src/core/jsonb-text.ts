@@ -5,7 +5,8 @@
  * them. A completed execution whose output is this text of its root node's result needs no row of
  * its own (df._execution_log derives it; docs/PERFORMANCE.md, "Executions kept by instance rows").
  */
-import { tryParseJson, type JsonValue } from './substitute';
+import { utf8Bytes } from './limits';
+import { stringifyJson, tryParseJson, type JsonValue } from './substitute';
 
 /**
  * `jsonbCompactText(text)`, or null where the text is not JSON or the rendering cannot be
@@ -13,50 +14,51 @@ import { tryParseJson, type JsonValue } from './substitute';
  */
 export function jsonbCompactText(text: string): string | null {
   const v = tryParseJson(text);
-  return v === undefined ? null : render(v);
+  const stored = v === undefined ? null : asJsonb(v);
+  return stored === null ? null : stringifyJson(stored);
 }
 
 /** A plain decimal that numeric prints digit for digit (its scale is kept: 1.50 stays 1.50). */
 const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/;
 const NEGATIVE_ZERO = /^-0(\.0+)?$/;
 
-function render(v: JsonValue): string | null {
+/**
+ * The value as jsonb keeps it, keys in jsonb's order, for stringifyJson (whose strings are
+ * JSON.stringify's: it escapes what PostgreSQL's escape_json does, \" \\ \b \f \n \r \t and other
+ * characters below U+0020 as \u00xx in lower case); null for a number numeric would print otherwise.
+ */
+function asJsonb(v: JsonValue): JsonValue | null {
   switch (v.t) {
-    case 'null':
-      return 'null';
-    case 'bool':
-      return v.v ? 'true' : 'false';
     case 'num':
-      return DECIMAL.test(v.text) && !NEGATIVE_ZERO.test(v.text) ? v.text : null;
-    case 'str':
-      // JSON.stringify escapes what PostgreSQL's escape_json does: \" \\ \b \f \n \r \t and other
-      // characters below U+0020 as \u00xx (lower-case hex); everything else stays as it is.
-      return JSON.stringify(v.v);
+      return DECIMAL.test(v.text) && !NEGATIVE_ZERO.test(v.text) ? v : null;
     case 'arr': {
-      const items: string[] = [];
+      const items: JsonValue[] = [];
       for (const item of v.items) {
-        const r = render(item);
-        if (r === null) return null;
-        items.push(r);
+        const s = asJsonb(item);
+        if (s === null) return null;
+        items.push(s);
       }
-      return '[' + items.join(',') + ']';
+      return { t: 'arr', items };
     }
     case 'obj': {
-      const parts: string[] = [];
-      for (const k of [...v.keys].sort(jsonbKeyOrder)) {
-        const r = render(v.map.get(k) as JsonValue);
-        if (r === null) return null;
-        parts.push(JSON.stringify(k) + ':' + r);
+      const keys = [...v.keys].sort(jsonbKeyOrder);
+      const map = new Map<string, JsonValue>();
+      for (const k of keys) {
+        const s = asJsonb(v.map.get(k) as JsonValue);
+        if (s === null) return null;
+        map.set(k, s);
       }
-      return '{' + parts.join(',') + '}';
+      return { t: 'obj', keys, map };
     }
+    default:
+      return v;
   }
 }
 
 /** jsonb's key order: UTF-8 length first, then the bytes (the order of their code points). */
 export function jsonbKeyOrder(a: string, b: string): number {
-  const la = utf8Length(a);
-  const lb = utf8Length(b);
+  const la = utf8Bytes(a);
+  const lb = utf8Bytes(b);
   if (la !== lb) return la - lb;
   const ca = [...a];
   const cb = [...b];
@@ -65,13 +67,4 @@ export function jsonbKeyOrder(a: string, b: string): number {
     if (d !== 0) return d;
   }
   return ca.length - cb.length;
-}
-
-function utf8Length(s: string): number {
-  let n = 0;
-  for (const ch of s) {
-    const c = ch.codePointAt(0) as number;
-    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-  }
-  return n;
 }

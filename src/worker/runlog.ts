@@ -27,6 +27,9 @@ const endsInstance = (t: InstanceTransition | null) => t === 'completed' || t ==
  */
 const DERIVED_OUTPUT_MAX = 4096;
 
+/** Whether a row's jsonb gives `text` back as it is (df._json_compact; src/core/jsonb-text.ts). */
+const readsBack = (text: string) => text.length <= DERIVED_OUTPUT_MAX && jsonbCompactText(text) === text;
+
 /** Later fields win; details merge. */
 const merge = (prev: NodeEvent | undefined, e: NodeEvent): NodeEvent =>
   prev ? { ...prev, ...e, detail: { ...(prev.detail ?? {}), ...(e.detail ?? {}) } } : e;
@@ -112,14 +115,14 @@ export class RunLog {
   private keptByRow(e: NodeEvent): boolean {
     if (!this.once.has(e.node) || (e.detail && Object.keys(e.detail).length > 0)) return false;
     if (e.status === 'running') return true;
-    return e.status === 'completed' && e.json === true && typeof e.result === 'string' && e.result.length <= DERIVED_OUTPUT_MAX && jsonbCompactText(e.result) === e.result;
+    return e.status === 'completed' && e.json === true && typeof e.result === 'string' && readsBack(e.result);
   }
 
   /** Whether the root's event at `at` carries the output of a completed first execution, as df._execution_log reads it. */
   private keptOutput(events: NodeEvent[], at: number | undefined, transition: InstanceTransition | null, output: string | null): boolean {
-    if (transition !== 'completed' || this.inst.executionId !== 1 || at === undefined || output === null || output.length > DERIVED_OUTPUT_MAX) return false;
+    if (transition !== 'completed' || this.inst.executionId !== 1 || at === undefined || output === null) return false;
     const root = events[at];
-    return root.status === 'completed' && root.json === true && root.result === output && jsonbCompactText(output) === output;
+    return root.status === 'completed' && root.json === true && root.result === output && readsBack(output);
   }
 
   get(stamp: string, nodeId: string): RunRecord | undefined {

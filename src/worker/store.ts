@@ -61,7 +61,10 @@ export interface NodeEvent {
   result?: string | null;
   json?: boolean;
   detail?: Record<string, unknown> | null;
-  /** In a commit that ends the instance: the node's row keeps this run, no df._node_runs row is written (df._runs). */
+  /**
+   * The node's row keeps this run, no df._node_runs row is written (df._runs): in a commit that ends
+   * the instance, or for a node that runs once per execution (RunLog.outgoing).
+   */
   final?: boolean;
   /**
    * In a commit that completes execution 1: this root event's result is the output, as jsonb prints
@@ -349,8 +352,7 @@ type LoadRow = {
  * execution, and the reason of a compensating cancel if one was requested (df.cancel(...,
  * compensate => true) files it as the reserved signal 'pg_durable:compensate'). It was four round
  * trips per instance (docs/PERFORMANCE.md).
- */
-/**
+ *
  * `runs`: where the run history comes from. A run that starts over (loadInstance) reads df._runs,
  * which adds the runs node rows keep; the claim reads df._node_runs, as only an instance never
  * claimed before is loaded by it, and such an instance has no runs, kept or not (a run is kept only
