@@ -130,6 +130,13 @@ export class Pgbench extends Floor {
     return (count * steps * 1000) / r.tps;
   }
 
+  /** Transactions that ended after `fromMs` (epoch ms) and the time from it to the last end, from pgbench's log. */
+  window(fromMs: number): { steps: number; elapsedMs: number } | null {
+    const tx = this.running?.run?.tx.filter((t) => t.end > fromMs) ?? [];
+    if (tx.length === 0) return null;
+    return { steps: tx.length, elapsedMs: Math.max(...tx.map((t) => t.end)) - fromMs };
+  }
+
   override async batchCounts(db: string, count: number, steps: number): Promise<{ completed: number; failed: number }> {
     const r = await (await this.admin(db)).query('SELECT count(*)::int AS n FROM bench_results');
     return { completed: Math.min(count, Math.floor(r.rows[0].n / steps)), failed: 0 };

@@ -15,6 +15,14 @@ export interface LatencyResult {
   fanoutBranches: number;
 }
 
+/** Rates and CPU over a span of a throughput run. */
+export interface ThroughputWindow {
+  elapsedMs: number;
+  instPerSec: number;
+  stepsPerSec: number;
+  cpu: { workerMs: number; serverMs: number; clientMs: number; machineBusyPct: number };
+}
+
 export interface ThroughputRun {
   sys: SysKey;
   workers: number;
@@ -30,7 +38,14 @@ export interface ThroughputRun {
   cutAtMs?: number;
   rssMiB: number[];
   sizeBytes: number;
-  cpu: { workerMs: number; serverMs: number; clientMs: number; machineBusyPct: number };
+  /** What the rows show: the steady window where the run has one, else the whole batch. */
+  cpu: ThroughputWindow['cpu'];
+  /** Steps that `cpu` covers (results written before the steady window: count × steps). */
+  cpuSteps?: number;
+  /** The last (1 - WARM_UP) of the batch's steps, from `fromStep` steps done (bench/run.ts). */
+  steady?: ThroughputWindow & { fromStep: number; steps: number };
+  /** The whole batch from fresh worker processes, warm-up included. */
+  whole?: ThroughputWindow;
 }
 
 export interface SysInfo {
@@ -125,6 +140,8 @@ export function markdownTable(res: Results): string {
   latRow(`Fan-out: JOIN of ${branches} branches, all done, ms (median / p95)`, (l) => l.fanout, 1);
 
   const conc = Number(res.config.concurrency);
+  // Runs since the steady window say so in their rows' names (bench/run.ts, WARM_UP).
+  const steady = res.throughput.some((r) => isRun(r) && r.steady) ? ', steady' : '';
   const workerCounts = (res.config.workers as number[]) ?? [1, 2, 4];
   const loads = (res.config.loads as { count: number; steps: number }[]) ?? [];
   for (const load of loads) {
@@ -139,7 +156,7 @@ export function markdownTable(res: Results): string {
         return cellRuns(t.runs, pick);
       });
       rows.push([
-        `Throughput: ${load.count} × ${load.steps}-step, ${w} worker${w > 1 ? 's' : ''} × ${conc}, ${unit}`,
+        `Throughput${steady}: ${load.count} × ${load.steps}-step, ${w} worker${w > 1 ? 's' : ''} × ${conc}, ${unit}`,
         ...cells,
         ...ratios((k) => med(tp(res, k, w, load.steps, conc).runs.map(pick)), true),
       ]);
@@ -152,7 +169,7 @@ export function markdownTable(res: Results): string {
       const t = tp(res, 'ours', 1, load.steps, extra);
       if (t.runs.length === 0 && !t.error) continue;
       rows.push([
-        `Throughput: ${load.count} × ${load.steps}-step, 1 worker × ${extra} (ours only), ${load.steps === 1 ? 'instances/s' : 'steps/s'}`,
+        `Throughput${steady}: ${load.count} × ${load.steps}-step, 1 worker × ${extra} (ours only), ${load.steps === 1 ? 'instances/s' : 'steps/s'}`,
         t.error ? (t.error.startsWith('skipped') ? t.error : `error: ${t.error.slice(0, 80)}`) : cellRuns(t.runs, pick),
         ...present.slice(1).map(() => ''),
         ...ratios(() => NaN).map(() => ''),
@@ -173,9 +190,24 @@ export function markdownTable(res: Results): string {
     }
     // pgbench runs as no worker process of ours: its client CPU is not measured.
     const cpu = (k: SysKey, which: 'workerMs' | 'serverMs') =>
-      medOf(k, big.steps, (r) => (which === 'workerMs' && r.rssMiB.length === 0 ? NaN : r.cpu[which] / (r.count * r.steps)));
-    rows.push([`CPU per step, worker process(es), ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'workerMs'), 3)), ...ratios((k) => cpu(k, 'workerMs'))]);
-    rows.push([`CPU per step, PostgreSQL server, ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'serverMs'), 3)), ...ratios((k) => cpu(k, 'serverMs'))]);
+      medOf(k, big.steps, (r) => (which === 'workerMs' && r.rssMiB.length === 0 ? NaN : r.cpu[which] / (r.cpuSteps ?? r.count * r.steps)));
+    rows.push([`CPU per step${steady}, worker process(es), ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'workerMs'), 3)), ...ratios((k) => cpu(k, 'workerMs'))]);
+    rows.push([`CPU per step${steady}, PostgreSQL server, ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(cpu(k, 'serverMs'), 3)), ...ratios((k) => cpu(k, 'serverMs'))]);
+    // The same runs over the whole batch, the workers' warm-up included (older results: none).
+    if (res.throughput.some((r) => isRun(r) && r.steady && r.whole)) {
+      for (const load of [big, small].filter(Boolean)) {
+        const pick = (r: ThroughputRun) => (r.whole ? (load.steps === 1 ? r.whole.instPerSec : r.whole.stepsPerSec) : NaN);
+        rows.push([
+          `Whole batch from fresh workers (warm-up included): ${load.count} × ${load.steps}-step, 1 worker × ${conc}, ${load.steps === 1 ? 'instances/s' : 'steps/s'}`,
+          ...present.map((k) => cellRuns(tp(res, k, 1, load.steps, conc).runs.filter((r) => r.whole), pick)),
+          ...ratios((k) => medOf(k, load.steps, pick), true),
+        ]);
+      }
+      const wholeCpu = (k: SysKey, which: 'workerMs' | 'serverMs') =>
+        medOf(k, big.steps, (r) => (!r.whole || (which === 'workerMs' && r.rssMiB.length === 0) ? NaN : r.whole.cpu[which] / (r.count * r.steps)));
+      rows.push([`Whole batch: CPU per step, worker process(es), ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(wholeCpu(k, 'workerMs'), 3)), ...ratios((k) => wholeCpu(k, 'workerMs'))]);
+      rows.push([`Whole batch: CPU per step, PostgreSQL server, ms (${big.count} × ${big.steps}-step, 1 worker)`, ...present.map((k) => f(wholeCpu(k, 'serverMs'), 3)), ...ratios((k) => wholeCpu(k, 'serverMs'))]);
+    }
   }
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(head), line(head.map(() => '---')), ...rows.map(line)].join('\n');

@@ -50,6 +50,11 @@ export interface Sys {
   startBatch(db: string, count: number, steps: number): Promise<void>;
   /** True when every instance of the batch has completed. */
   batchDone(db: string): Promise<boolean>;
+  /**
+   * Steps of the batch committed so far, counted in the system's own tables: where the throughput
+   * rows' steady window begins (bench/run.ts, WARM_UP).
+   */
+  stepsDone(db: string): Promise<number>;
   /** Instances of the batch that completed, and that ended in failure. */
   batchCounts(db: string, count: number, steps: number): Promise<{ completed: number; failed: number }>;
   /** Bytes of this system's tables (with indexes and TOAST). */
@@ -141,6 +146,11 @@ abstract class Base implements Sys {
   abstract once(db: string, shape: Shape): Promise<number>;
   abstract startBatch(db: string, count: number, steps: number): Promise<void>;
   abstract batchDone(db: string): Promise<boolean>;
+  abstract stepsDone(db: string): Promise<number>;
+  /** The floors and graphile-worker write one bench_results row per step. */
+  protected async resultRows(db: string): Promise<number> {
+    return Number((await (await this.admin(db)).query('SELECT count(*)::int AS n FROM bench_results')).rows[0].n);
+  }
   abstract batchCounts(db: string, count: number, steps: number): Promise<{ completed: number; failed: number }>;
   async sizeBytes(db: string): Promise<number> {
     const r = await (await this.admin(db)).query(TABLE_BYTES);
@@ -224,6 +234,12 @@ export class Ours extends Base {
     return r.rows[0].d === true;
   }
 
+  /** A step's node row says completed once its checkpoint has committed. */
+  async stepsDone(db: string): Promise<number> {
+    const r = await (await this.admin(db)).query("SELECT count(*)::int AS n FROM df.nodes WHERE node_type = 'SQL' AND status = 'completed'");
+    return r.rows[0].n;
+  }
+
   async batchCounts(db: string): Promise<{ completed: number; failed: number }> {
     const r = await (await this.admin(db)).query(
       "SELECT count(*) FILTER (WHERE status = 'completed')::int AS c, count(*) FILTER (WHERE status IN ('failed', 'cancelled'))::int AS f FROM df.instances",
@@ -305,6 +321,10 @@ export class Floor extends Base {
     this.batch++;
     const n = this.procs.length;
     this.procs.forEach((p, k) => p.send(`go ${JSON.stringify({ batch: this.batch, from: k + 1, to: count + 1, stride: n, steps })}\n`));
+  }
+
+  async stepsDone(db: string): Promise<number> {
+    return this.resultRows(db);
   }
 
   async batchDone(): Promise<boolean> {
@@ -431,6 +451,12 @@ export class Dbos extends Base {
     return r.rows[0].d === true;
   }
 
+  /** postgres-datasource records every transaction step's output in the step's own transaction. */
+  async stepsDone(db: string): Promise<number> {
+    const r = await (await this.admin(db)).query('SELECT count(*)::int AS n FROM dbos.transaction_completion');
+    return r.rows[0].n;
+  }
+
   async batchCounts(db: string): Promise<{ completed: number; failed: number }> {
     const r = await (await this.admin(db)).query(
       "SELECT count(*) FILTER (WHERE status = 'SUCCESS')::int AS c, count(*) FILTER (WHERE status NOT IN ('SUCCESS', 'ENQUEUED', 'PENDING'))::int AS f FROM dbos.workflow_status",
@@ -515,6 +541,10 @@ export class Graphile extends Base {
   async batchDone(db: string): Promise<boolean> {
     const r = await (await this.admin(db)).query('SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs) AS d');
     return r.rows[0].d === true;
+  }
+
+  async stepsDone(db: string): Promise<number> {
+    return this.resultRows(db);
   }
 
   async batchCounts(db: string, count: number, steps: number): Promise<{ completed: number; failed: number }> {
