@@ -67,6 +67,8 @@ const WORKERS = [1, 2, 4];
 const REPS = quick ? { warm: 2, warmChains: 20, one: 8, chain: 3, fanout: 3 } : { warm: 3, warmChains: 100, one: 30, chain: 10, fanout: 8 };
 const CHAIN = 20;
 const FANOUT = 50;
+/** Instances of warm-up before a profiled batch, per instance of that batch (see profile()). */
+const PROFILE_WARM_UP = 2;
 const PROFILE_LOADS = quick ? [{ count: 500, steps: 1 }, { count: 50, steps: 10 }] : [{ count: 2000, steps: 1 }, { count: 200, steps: 10 }];
 const TENANT = 'bench_tenant';
 const ROOT = packageRoot();
@@ -368,16 +370,29 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       // Statements inside functions too (df._commit's), and how often each was planned.
       await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET pg_stat_statements.track = 'all'`);
       await admin.query(`ALTER DATABASE ${pg.escapeIdentifier(db)} SET pg_stat_statements.track_planning = on`);
-      // The batch is committed before the worker starts, so the counters see the worker's work only.
+      // A warm-up batch, then the measured one, both committed before the worker starts (a fresh
+      // worker's first thousands of instances are its warm-up: docs/PERFORMANCE.md, "Warm-up").
+      // Statement times, worker CPU and the CPU profile's samples cover the measured batch, from the
+      // moment the warm-up's steps are done. Transactions, WAL fsyncs and WAL per step are counted
+      // over both batches: PostgreSQL 15's backends report those at most once a second, so a
+      // reading taken while the worker runs would lag by up to a second of its work.
+      const warm = PROFILE_WARM_UP * load.count;
+      await ours.startBatch(db, warm, load.steps);
       const t0 = Date.now();
       await ours.startBatch(db, load.count, load.steps);
       const startMs = Date.now() - t0;
-      await sleep(1100); // the starting session flushes its statistics before the reset
-      await admin.query('SELECT pg_stat_statements_reset()');
+      await sleep(1100); // the starting session flushes its statistics
       const k0 = await serverCounters(admin, db);
-      const tStart = Date.now();
       const [proc] = await ours.startWorkers(db, 1, { cpuProfDir: dir });
+      let warmPolls = 0; // the bench's own transactions in this database before the reset
+      await until(async () => {
+        warmPolls++;
+        return (await ours.stepsDone(db)) >= warm * load.steps;
+      }, 120_000, 'profile warm-up', 20);
+      await admin.query('SELECT pg_stat_statements_reset()');
+      const fromUs = Number(process.hrtime.bigint() / 1000n);
       const w0 = cpuMs(proc.pid);
+      const tStart = Date.now();
       await until(() => ours.batchDone(db), 120_000, 'profile batch', 200);
       const wallMs = Date.now() - tStart;
       const workerCpuMs = cpuMs(proc.pid) - w0;
@@ -386,8 +401,10 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       const k1 = await serverCounters(admin, db);
       const steps = load.count * load.steps;
       const rows = await statements(admin, db, steps, load.count);
-      const isClient = (q: string) => /NOT EXISTS \(SELECT 1 FROM df\._work\)|pg_stat_activity|bench:client/.test(q);
+      const isClient = (q: string) => /NOT EXISTS \(SELECT 1 FROM df\._work\)|pg_stat_activity|bench:client|FROM df\.nodes WHERE node_type/.test(q);
       const clientCalls = rows.filter((r) => r.toplevel && isClient(r.query)).reduce((a, r) => a + r.calls, 0);
+      /** Both batches' steps: the denominator of the counters read before and after the whole run. */
+      const allSteps = (warm + load.count) * load.steps;
       const top = rows.filter((r) => r.toplevel && !isClient(r.query));
       const nested = rows.filter((r) => !r.toplevel);
       // Statements that ride in the same flight as another (src/worker/pipeline.ts): BEGIN and the
@@ -401,7 +418,7 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       const checkpoints = top.filter((r) => /^SELECT df\._commit\(/.test(r.query.trim())).reduce((a, r) => a + r.calls, 0);
       const chained = Math.max(0, checkpoints - load.count);
       const topCalls = top.reduce((a, r) => a + r.calls, 0);
-      const cpu = summariseCpuProfile(dir);
+      const cpu = summariseCpuProfile(dir, fromUs);
       out.push({
         load,
         startMs,
@@ -411,10 +428,10 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
         perStep: {
           statements: topCalls / steps,
           roundTrips: (topCalls - sameTrip - chained) / steps,
-          commits: (k1.xactCommit - k0.xactCommit - clientCalls) / steps,
-          walSyncs: (k1.walSync - k0.walSync) / steps,
-          walBytes: (k1.walBytes - k0.walBytes) / steps,
-          walRecords: (k1.walRecords - k0.walRecords) / steps,
+          commits: (k1.xactCommit - k0.xactCommit - clientCalls - warmPolls) / allSteps,
+          walSyncs: (k1.walSync - k0.walSync) / allSteps,
+          walBytes: (k1.walBytes - k0.walBytes) / allSteps,
+          walRecords: (k1.walRecords - k0.walRecords) / allSteps,
           workerCpuMs: workerCpuMs / steps,
           serverExecMs: top.reduce((a, r) => a + r.totalMs, 0) / steps,
         },
@@ -456,7 +473,7 @@ function profileMarkdown(p: unknown, conc: number): string {
     for (const x of r.nested.slice(0, 8)) lines.push(`| ${q(x.query)} | ${x.calls} | ${x.perStep.toFixed(2)} | ${x.plans} | ${x.meanMs.toFixed(3)} | ${x.totalMs.toFixed(0)} |`);
     lines.push('');
     if (r.cpuProfile) {
-      lines.push(`Worker CPU profile (${(r.cpuProfile.wallMs / 1000).toFixed(1)} s sampled, process start included), self time by bucket: ${r.cpuProfile.buckets.map((b) => `${b.bucket} ${b.pct.toFixed(1)}%`).join(', ')}.`);
+      lines.push(`Worker CPU profile (${(r.cpuProfile.wallMs / 1000).toFixed(1)} s sampled after the warm-up), self time by bucket: ${r.cpuProfile.buckets.map((b) => `${b.bucket} ${b.pct.toFixed(1)}%`).join(', ')}.`);
       lines.push('');
       lines.push(`Heaviest functions (self time): ${r.cpuProfile.top.slice(0, 10).map((t) => `\`${t.fn}\`${t.where ? ` (${t.where})` : ''} ${t.pct.toFixed(1)}%`).join(', ')}.`);
       lines.push('');

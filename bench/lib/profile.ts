@@ -42,15 +42,24 @@ function bucketOf(url: string, fn: string): string {
   return 'other';
 }
 
-export function summariseCpuProfile(dir: string): CpuSummary | null {
+/**
+ * `fromUs`: only the samples taken from this moment on, in microseconds of the monotonic clock
+ * (`process.hrtime.bigint() / 1000n` in any process of this machine: V8's profile timestamps
+ * count on the same clock), so a profile can leave out its process's warm-up.
+ */
+export function summariseCpuProfile(dir: string, fromUs = 0): CpuSummary | null {
   const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
   if (files.length === 0) return null;
   const file = join(dir, files.sort()[files.length - 1]);
   const prof = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  for (let i = 0; i < prof.samples.length; i++) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
-  const wallMs = (prof.endTime - prof.startTime) / 1000;
+  let at = prof.startTime;
+  for (let i = 0; i < prof.samples.length; i++) {
+    at += prof.timeDeltas[i] ?? 0;
+    if (at >= fromUs) self.set(prof.samples[i], (self.get(prof.samples[i]) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000);
+  }
+  const wallMs = (prof.endTime - Math.max(prof.startTime, fromUs)) / 1000;
   const buckets = new Map<string, number>();
   const fns = new Map<string, { fn: string; where: string; ms: number }>();
   for (const [id, ms] of self) {
