@@ -22,7 +22,11 @@ BEGIN
             USING ERRCODE = '54000';
     END IF;
     INSERT INTO df._work (instance_id, vars, submitted_by) VALUES (NEW.id, v_vars, NEW.submitted_by);
-    PERFORM pg_catalog.pg_notify('pg_durable', 'start:' OPERATOR(pg_catalog.||) NEW.id);
+    -- No instance id: any role may LISTEN on any channel, so an id here would show every tenant
+    -- every other tenant's instances as they start (the worker only needs to wake: its claim
+    -- finds the work). And PostgreSQL delivers identical notifications of one transaction once: a
+    -- batch of starts wakes the worker once instead of once per instance.
+    PERFORM pg_catalog.pg_notify('pg_durable', 'start');
     RETURN NULL;
 END
 $$;

@@ -186,6 +186,25 @@ describe("another tenant's rows: invisible and untouchable", () => {
     expect(await scalar<number>(a, 'SELECT count(*)::int FROM df.vars')).toBe(1);
   });
 
+  it("bob LISTENing on the worker's channel hears that something started, never which instance; one transaction's starts are one notification", async () => {
+    const listener = await connectAs(url(db, bob));
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(n.payload ?? ''));
+    await listener.query('LISTEN pg_durable');
+    let ids: string[] = [];
+    try {
+      await a.query('BEGIN');
+      ids = (await a.query("SELECT df.start('SELECT pg_sleep(60)') AS id FROM generate_series(1, 3)")).rows.map((r) => r.id as string);
+      await a.query('COMMIT');
+      await new Promise((r) => setTimeout(r, 200));
+    } finally {
+      await listener.end();
+    }
+    expect(heard).toEqual(['start']);
+    expect(ids).toHaveLength(3);
+    await admin.query("UPDATE df.instances SET status = 'cancelled' WHERE id = ANY($1)", [ids]);
+  });
+
   it('no tenant can read or write the queue (df._work) or the heartbeats (df._worker_epoch)', async () => {
     for (const c of [a, b]) {
       expect((await errorOf(c, 'SELECT * FROM df._work')).message).toBe('permission denied for table _work');
