@@ -401,7 +401,7 @@ async function profile(ours: Ours, admin: pg.Client): Promise<unknown> {
       const k1 = await serverCounters(admin, db);
       const steps = load.count * load.steps;
       const rows = await statements(admin, db, steps, load.count);
-      const isClient = (q: string) => /NOT EXISTS \(SELECT 1 FROM df\._work\)|pg_stat_activity|bench:client|FROM df\.nodes WHERE node_type/.test(q);
+      const isClient = (q: string) => /NOT EXISTS \(SELECT 1 FROM df\._work\)|pg_stat_activity|bench:client/.test(q);
       const clientCalls = rows.filter((r) => r.toplevel && isClient(r.query)).reduce((a, r) => a + r.calls, 0);
       /** Both batches' steps: the denominator of the counters read before and after the whole run. */
       const allSteps = (warm + load.count) * load.steps;

@@ -146,9 +146,8 @@ abstract class Base implements Sys {
   abstract once(db: string, shape: Shape): Promise<number>;
   abstract startBatch(db: string, count: number, steps: number): Promise<void>;
   abstract batchDone(db: string): Promise<boolean>;
-  abstract stepsDone(db: string): Promise<number>;
-  /** The floors and graphile-worker write one bench_results row per step. */
-  protected async resultRows(db: string): Promise<number> {
+  /** The floors and graphile-worker write one bench_results row per step; pg_durable and DBOS count their own. */
+  async stepsDone(db: string): Promise<number> {
     return Number((await (await this.admin(db)).query('SELECT count(*)::int AS n FROM bench_results')).rows[0].n);
   }
   abstract batchCounts(db: string, count: number, steps: number): Promise<{ completed: number; failed: number }>;
@@ -235,7 +234,7 @@ export class Ours extends Base {
   }
 
   /** A step's node row says completed once its checkpoint has committed. */
-  async stepsDone(db: string): Promise<number> {
+  override async stepsDone(db: string): Promise<number> {
     const r = await (await this.admin(db)).query("SELECT count(*)::int AS n FROM df.nodes WHERE node_type = 'SQL' AND status = 'completed'");
     return r.rows[0].n;
   }
@@ -321,10 +320,6 @@ export class Floor extends Base {
     this.batch++;
     const n = this.procs.length;
     this.procs.forEach((p, k) => p.send(`go ${JSON.stringify({ batch: this.batch, from: k + 1, to: count + 1, stride: n, steps })}\n`));
-  }
-
-  async stepsDone(db: string): Promise<number> {
-    return this.resultRows(db);
   }
 
   async batchDone(): Promise<boolean> {
@@ -452,7 +447,7 @@ export class Dbos extends Base {
   }
 
   /** postgres-datasource records every transaction step's output in the step's own transaction. */
-  async stepsDone(db: string): Promise<number> {
+  override async stepsDone(db: string): Promise<number> {
     const r = await (await this.admin(db)).query('SELECT count(*)::int AS n FROM dbos.transaction_completion');
     return r.rows[0].n;
   }
@@ -541,10 +536,6 @@ export class Graphile extends Base {
   async batchDone(db: string): Promise<boolean> {
     const r = await (await this.admin(db)).query('SELECT NOT EXISTS (SELECT 1 FROM graphile_worker._private_jobs) AS d');
     return r.rows[0].d === true;
-  }
-
-  async stepsDone(db: string): Promise<number> {
-    return this.resultRows(db);
   }
 
   async batchCounts(db: string, count: number, steps: number): Promise<{ completed: number; failed: number }> {
