@@ -32,6 +32,7 @@ import { databaseOf, stepConnection } from './config';
 import type { Logger } from './log';
 import { PreparedTransactions } from './prepared';
 import { AcquireTimeout, Semaphore } from './semaphore';
+import { StepPools } from './step-pools';
 import type { Store } from './store';
 import { metrics } from './metrics';
 import { isTransient, sessionSurvives, withRetry } from './transient';
@@ -191,7 +192,7 @@ export interface StepRequest {
 }
 
 export class StepRunner {
-  private readonly pools = new Map<string, pg.Pool>();
+  private readonly pools: StepPools;
   private readonly slots: Semaphore;
   /** Steps in run() before they hold or wait for a slot (see queued). */
   private entering = 0;
@@ -218,28 +219,23 @@ export class StepRunner {
   ) {
     this.slots = new Semaphore(config.maxStepConnections);
     this.home = databaseOf(config.databaseUrl);
+    this.pools = new StepPools(
+      (role, database) => ({
+        ...stepConnection(config, role, database),
+        max: config.maxStepConnections,
+        connectionTimeoutMillis: 30_000,
+        application_name: 'pg_durable:worker:workflow-sql',
+      }),
+      this.home,
+      config.maxStepConnections,
+    );
     this.pause = { prepared: 0, checkpointed: 0 };
     for (const m of (process.env.PG_DURABLE_TEST_2PC_PAUSE ?? '').matchAll(/(prepared|checkpointed):(\d+)/g)) this.pause[m[1] as 'prepared' | 'checkpointed'] = Number(m[2]);
     this.prepared = new PreparedTransactions(config.databaseUrl, this.home, store, log);
   }
 
   private pool(role: string, database: string): pg.Pool {
-    const key = `${role}\u0000${database}`;
-    let pool = this.pools.get(key);
-    if (!pool) {
-      pool = new pg.Pool({
-        ...stepConnection(this.config, role, database),
-        max: this.config.maxStepConnections,
-        idleTimeoutMillis: 30_000,
-        connectionTimeoutMillis: 30_000,
-        application_name: 'pg_durable:worker:workflow-sql',
-      });
-      pool.on('error', () => undefined); // idle client lost (server restart): dropped, not fatal
-      // A checked-out client whose server goes away emits 'error' too; the running query sees it.
-      pool.on('connect', (client) => client.on('error', () => undefined));
-      this.pools.set(key, pool);
-    }
-    return pool;
+    return this.pools.get(role, database);
   }
 
   async run(req: StepRequest): Promise<StepOutcome> {
@@ -754,7 +750,7 @@ export class StepRunner {
   }
 
   async end(): Promise<void> {
-    await Promise.all([this.prepared.end(), ...[...this.pools.values()].map((p) => p.end().catch(() => undefined))]);
+    await Promise.all([this.prepared.end(), this.pools.end()]);
   }
 }
 
