@@ -49,7 +49,8 @@ BEGIN
         INSERT INTO df._executions (instance_id, execution_id, status, started_at, completed_at, output, submitted_by)
         VALUES (NEW.id, 1, 'Failed', NEW.created_at, pg_catalog.now(), 'Cancelled', NEW.submitted_by);
     END IF;
-    PERFORM pg_catalog.pg_notify('pg_durable', 'cancel:' OPERATOR(pg_catalog.||) NEW.id);
+    -- No instance id, as for a start: the worker asks which of its runs were cancelled.
+    PERFORM pg_catalog.pg_notify('pg_durable', 'cancel');
     RETURN NULL;
 END
 $$;
@@ -64,10 +65,10 @@ CREATE FUNCTION df._on_signal_insert() RETURNS trigger
 BEGIN
     UPDATE df._work SET due_at = pg_catalog.now()
      WHERE instance_id OPERATOR(pg_catalog.=) NEW.instance_id AND due_at OPERATOR(pg_catalog.>) pg_catalog.now();
-    -- df.cancel(..., compensate => true) files its request as this reserved signal.
+    -- df.cancel(..., compensate => true) files its request as this reserved signal. No instance
+    -- id, as for a start: the worker asks which of its waiting or running instances it concerns.
     PERFORM pg_catalog.pg_notify('pg_durable',
-        CASE WHEN NEW.signal_name OPERATOR(pg_catalog.=) 'pg_durable:compensate' THEN 'compensate:' ELSE 'signal:' END
-        OPERATOR(pg_catalog.||) NEW.instance_id);
+        CASE WHEN NEW.signal_name OPERATOR(pg_catalog.=) 'pg_durable:compensate' THEN 'compensate' ELSE 'signal' END);
     RETURN NULL;
 END
 $$;

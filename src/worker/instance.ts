@@ -24,12 +24,15 @@ export interface InstanceRunOptions {
   superuserAllowed: () => Promise<boolean>;
   /** The run reached its first leaf (InstanceState.firstLeaf). */
   firstLeaf?: () => void;
+  /** The run starts compensating: its claim read a compensating cancel request. */
+  compensating?: () => void;
 }
 
 export async function runInstance(deps: Deps, claim: Claim, signal: AbortSignal, opts: InstanceRunOptions, state?: (s: InstanceState) => void): Promise<void> {
   const { store, log } = deps;
   const { instance, nodes, history, cancelRequest } = claim.loaded ?? (await store.loadInstance(claim.instanceId, claim.executionId));
   if (!instance) return; // rolled back or deleted meanwhile: its queue row went with it
+  if (cancelRequest !== null) opts.compensating?.();
   // Fails the instance before anything runs. If an earlier worker had started it, the root and
   // every run it left `running` (the path it was on) are stamped failed and finished runs keep
   // their outcome; an instance that never ran keeps its nodes `pending` (nothing ran).

@@ -62,6 +62,11 @@ export class ReadAhead {
     return this.held.shift()?.claim ?? null;
   }
 
+  /** The instances held. */
+  ids(): string[] {
+    return this.held.map((h) => h.claim.instanceId);
+  }
+
   /** Removes and returns the held claim of `instanceId`, or null when none is held. */
   drop(instanceId: string): Claim | null {
     const i = this.held.findIndex((h) => h.claim.instanceId === instanceId);

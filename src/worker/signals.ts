@@ -4,6 +4,11 @@ import { Aborted } from './clock';
 export class SignalHub {
   private readonly waiters = new Map<string, Set<() => void>>();
 
+  /** The instances with a SIGNAL node waiting. */
+  waiting(): string[] {
+    return [...this.waiters.keys()];
+  }
+
   notify(instanceId: string): void {
     const set = this.waiters.get(instanceId);
     if (!set) return;

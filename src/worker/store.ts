@@ -259,6 +259,16 @@ export class Store {
     return r.rows[0].result;
   }
 
+  /**
+   * Which of `ids` a wake-up may concern (its payload names no instance): for `cancel` the
+   * cancelled ones, for `compensate` those with a compensating cancel request, for `signal` those
+   * with a signal not yet taken. One index lookup per id.
+   */
+  async concerned(kind: 'cancel' | 'compensate' | 'signal', ids: string[]): Promise<string[]> {
+    const r = await this.q<{ id: string }>(CONCERNED_SQL[kind], [ids]);
+    return r.rows.map((row) => row.id);
+  }
+
   /** A node run's completed result, or null: how a step learns that its ambiguous commit happened. */
   async completedResult(instanceId: string, stamp: string, nodeId: string): Promise<string | null> {
     const r = await this.q<{ result: string | null }>(
@@ -407,6 +417,13 @@ function loaded(row: LoadRow): Loaded {
  * itself, the claim included. Waiting for the flush cost the 1-step latency 0.8-1 ms on this
  * machine's disk (docs/PERFORMANCE.md).
  */
+const CONCERNED_SQL = {
+  cancel: `SELECT i.id FROM df.instances i WHERE i.id = ANY ($1::text[]) AND i.status = 'cancelled'`,
+  compensate: `SELECT DISTINCT s.instance_id AS id FROM df._signals s
+                WHERE s.instance_id = ANY ($1::text[]) AND s.signal_name = 'pg_durable:compensate'`,
+  signal: `SELECT DISTINCT s.instance_id AS id FROM df._signals s WHERE s.instance_id = ANY ($1::text[]) AND s.consumed_by IS NULL`,
+};
+
 export const CLAIM_SQL = `WITH async AS MATERIALIZED (SELECT pg_catalog.set_config('synchronous_commit', 'off', true) AS v),
  due AS MATERIALIZED (
    SELECT q.instance_id, q.xmin OPERATOR(pg_catalog.=) (SELECT i.xmin FROM df.instances i WHERE i.id = q.instance_id) AS fresh

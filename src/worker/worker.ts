@@ -45,6 +45,8 @@ interface Active {
   controller: AbortController;
   done: Promise<void>;
   state: InstanceState | null;
+  /** Claimed with a compensate request: it compensates already, a compensate wake-up is not for it. */
+  compensating: boolean;
 }
 
 type Ready = Extract<Readiness, { state: 'ready' }>;
@@ -108,6 +110,8 @@ export class Worker {
   private main: Promise<void> | null = null;
   private superuserCache: { at: number; value: boolean } | null = null;
   private readonly drain = new AbortController();
+  /** Wake-ups whose question is in flight (store.concerned), true when another came meanwhile. */
+  private readonly asking = new Map<string, boolean>();
   /** Aborted by stop(): ends waiting, probing and pauses at once. */
   private readonly halt = new AbortController();
   private readonly ready: Promise<void>;
@@ -366,33 +370,70 @@ export class Worker {
     }
   }
 
+  /**
+   * A wake-up on channel pg_durable: `start`, `cancel`, `compensate` or `signal`. The extension
+   * names no instance (any role may LISTEN, src/sql/40_engine.sql), so for the last three the
+   * worker asks which of its own instances it may concern: the runs it holds or runs for a cancel
+   * or a compensating cancel, those waiting for a signal for a signal. An older extension sent
+   * `kind:<id>`; that id is taken as is.
+   */
   private onNotification(payload: string): void {
     const [kind, id] = payload.split(':');
-    if ((kind === 'cancel' || kind === 'compensate') && this.session && this.ahead.drop(id)) {
-      // Held, not started: it must not start from what the claim read before the cancel. A
-      // cancelled instance's queue row is gone; a compensating one is claimed again, with its request.
-      this.backlog = true;
-      void this.store.release(this.session.epoch, [id]).catch(() => undefined).finally(() => this.poke());
+    if (kind !== 'cancel' && kind !== 'compensate' && kind !== 'signal') return this.poke();
+    if (id !== undefined) return this.onControl(kind, [id]);
+    const mine =
+      kind === 'signal'
+        ? this.hub.waiting()
+        : [...this.ahead.ids(), ...[...this.active].filter(([, a]) => !(kind === 'compensate' && a.compensating)).map(([i]) => i)];
+    if (mine.length === 0) return this.poke();
+    // One question per kind at a time: wake-ups of the same kind that arrive meanwhile are answered
+    // by one more question when it returns (a burst of signals to 1 000 waiting instances costs two).
+    if (this.asking.has(kind)) {
+      this.asking.set(kind, true);
       return;
     }
-    if (kind === 'cancel') {
+    this.asking.set(kind, false);
+    this.store.concerned(kind, mine).then(
+      (ids) => this.onControl(kind, ids),
+      (err) => {
+        // Nothing is lost: a cancelled run fails its next checkpoint (the queue row is gone), a
+        // signal's waiter looks again within SIGNAL_RECHECK_MS, and the claim below finds the rest.
+        this.log.warn({ err: (err as Error).message, kind }, 'cannot tell which instances a wake-up concerns');
+        this.poke();
+      },
+    ).finally(() => {
+      const again = this.asking.get(kind);
+      this.asking.delete(kind);
+      if (again) this.onNotification(kind);
+    });
+  }
+
+  private onControl(kind: 'cancel' | 'compensate' | 'signal', ids: string[]): void {
+    for (const id of ids) {
+      if (kind !== 'signal' && this.session && this.ahead.drop(id)) {
+        // Held, not started: it must not start from what the claim read before the cancel. A
+        // cancelled instance's queue row is gone; a compensating one is claimed again, with its request.
+        this.backlog = true;
+        void this.store.release(this.session.epoch, [id]).catch(() => undefined).finally(() => this.poke());
+        continue;
+      }
+      if (kind === 'signal') {
+        this.hub.notify(id);
+        continue;
+      }
       const a = this.active.get(id);
-      if (a) {
+      if (!a) continue;
+      if (kind === 'cancel') {
         this.log.info({ instance: id }, 'cancel requested: stopping in-flight work');
         a.controller.abort('cancelled');
-      }
-      return;
-    }
-    if (kind === 'signal') this.hub.notify(id);
-    if (kind === 'compensate') {
-      // df.cancel(..., compensate => true): stop the run; it resumes at once in compensating mode.
-      const a = this.active.get(id);
-      if (a) {
+      } else if (!a.compensating) {
+        // df.cancel(..., compensate => true): stop the run; it resumes at once in compensating mode.
         this.log.info({ instance: id }, 'compensating cancel requested: stopping in-flight work');
+        a.compensating = true;
         a.controller.abort('compensate');
       }
     }
-    this.poke();
+    if (kind !== 'cancel') this.poke();
   }
 
   private poke(): void {
@@ -523,7 +564,7 @@ export class Worker {
       return;
     }
     const controller = new AbortController();
-    const entry: Active = { controller, done: Promise.resolve(), state: null };
+    const entry: Active = { controller, done: Promise.resolve(), state: null, compensating: false };
     this.starting++;
     let starting = true;
     const started = () => {
@@ -534,6 +575,7 @@ export class Worker {
       defaultDatabase: this.database,
       superuserAllowed: () => this.superuserAllowed(),
       firstLeaf: started,
+      compensating: () => void (entry.compensating = true),
     }, (s) => { entry.state = s; })
       .catch(async (err) => {
         if (missingSetup(err) !== null || session.lost !== null) {

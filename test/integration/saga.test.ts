@@ -158,6 +158,46 @@ describe('df.cancel(..., compensate => true)', () => {
     expect(report).toMatchObject({ error: 'Cancelled: customer changed their mind', compensated: 2, compensation_failed: 0 });
   });
 
+  it("another instance's compensating cancel does not stop a compensation in progress (the wake-up names no instance)", async () => {
+    const db = await freshDatabase('saga_wake');
+    const role = await createTenant(db, 'saga_wake');
+    const u = new pg.Client({ connectionString: url(db, role) });
+    await u.connect();
+    const rows = async (id: string) => (await u.query<{ what: string }>('SELECT what FROM ledger WHERE inst = $1 ORDER BY seq', [id])).rows.map((r) => r.what);
+    const sleeping = async (id: string) =>
+      (await scalar<number>(u, "SELECT count(*)::int FROM df.nodes WHERE instance_id = $1 AND node_type = 'SLEEP' AND status = 'running'", [id])) === 1;
+    try {
+      await u.query('CREATE TABLE ledger (seq bigserial PRIMARY KEY, inst text, what text)');
+      const slowUndo = lit("WITH ins AS (INSERT INTO ledger (inst, what) VALUES ('{sys_instance_id}', 'undo a') RETURNING what) SELECT what, pg_sleep(2) FROM ins");
+      const a = await scalar<string>(u, `SELECT df.start((${mark('do a')} <~ ${slowUndo}) ~> df.sleep(60))`);
+      const b = await scalar<string>(u, `SELECT df.start((${mark('do b')} <~ ${mark('undo b')}) ~> df.sleep(60))`);
+      const first = startWorker(url(db));
+      await eventually(async () => (await sleeping(a)) && (await sleeping(b)), 15_000, 'both to sleep');
+      await first.stop();
+      // No worker runs: the next one claims `a` with its request and compensates from the start.
+      await u.query("SELECT df.cancel($1, 'a goes', compensate => true)", [a]);
+      const second = startWorker(url(db), { leaseSeconds: 30 });
+      try {
+        await eventually(
+          async () => (await withPg(db, (c) => scalar<number>(c, "SELECT count(*)::int FROM pg_stat_activity WHERE query LIKE 'WITH ins AS%' AND state = 'active'"))) === 1,
+          15_000,
+          "a's slow undo to be running",
+        );
+        await eventually(() => sleeping(b), 10_000, 'b to sleep again');
+        await u.query("SELECT df.cancel($1, 'b goes', compensate => true)", [b]);
+        // Stopped by b's wake-up, a's run would keep its lease until it expires (30 s).
+        expect(await waitFor(u, a, 10_000)).toBe('cancelled');
+        expect(await waitFor(u, b, 10_000)).toBe('cancelled');
+        expect(await rows(a)).toEqual(['do a', 'undo a']);
+        expect(await rows(b)).toEqual(['do b', 'undo b']);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await u.end();
+    }
+  }, 60_000);
+
   it('a plain df.cancel undoes nothing', async () => {
     const id = await f.start(`(${mark('do a')} <~ ${mark('undo a')}) ~> df.sleep(60)`);
     await eventually(async () => (await ledger(id)).length === 1, 10_000, 'the forward');
