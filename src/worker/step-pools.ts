@@ -11,8 +11,9 @@
  * work arrives every minute paid a new backend for every instance.
  *
  * What it costs is bounded: at most `keep` pools (as many as the worker's step slots) keep a
- * connection, the most recently used ones; older idle ones end. Pools of other databases keep nothing past IDLE_MS: a connection kept
- * there would make DROP DATABASE fail ("being accessed by other users") for minutes.
+ * connection, the most recently used ones; older idle ones end. Pools of other databases keep
+ * nothing past IDLE_MS: a connection kept there would make DROP DATABASE fail ("being accessed by
+ * other users") for minutes.
  */
 import pg from 'pg';
 
@@ -28,6 +29,8 @@ type Entry = { pool: pg.Pool; lastUse: number; home: boolean };
 export class StepPools {
   /** In order of last use, oldest first (a Map keeps insertion order; a use re-inserts). */
   private readonly entries = new Map<string, Entry>();
+  /** Home pools in `entries`. */
+  private homes = 0;
   private readonly sweeper: NodeJS.Timeout;
   private readonly idleMs: number;
   private readonly now: () => number;
@@ -58,17 +61,13 @@ export class StepPools {
       // A checked-out client whose server goes away emits 'error' too; the running query sees it.
       pool.on('connect', (client) => client.on('error', () => undefined));
       entry = { pool, lastUse: 0, home };
+      if (home) this.homes++;
     }
     entry.lastUse = this.now();
     this.entries.set(key, entry);
-    if (!entry.home) return entry.pool;
-    this.endBeyondKeep();
+    // Only a new home pool can take the count over `keep` (the sweep retries one that was busy).
+    if (this.homes > this.keep) this.endBeyondKeep();
     return entry.pool;
-  }
-
-  /** Pools that exist now (for tests). */
-  get size(): number {
-    return this.entries.size;
   }
 
   /** Ends home pools unused for KEEP_WARM_MS, and cross-database pools with no connection left. */
@@ -78,30 +77,28 @@ export class StepPools {
       const stale = e.home ? now - e.lastUse >= KEEP_WARM_MS : e.pool.totalCount === 0;
       if (stale && idle(e.pool)) this.drop(key, e);
     }
+    if (this.homes > this.keep) this.endBeyondKeep();
   }
 
   async end(): Promise<void> {
     clearInterval(this.sweeper);
     const pools = [...this.entries.values()].map((e) => e.pool);
     this.entries.clear();
+    this.homes = 0;
     await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
   }
 
   /** At most `keep` home pools keep a connection: the least recently used idle ones beyond that end. */
   private endBeyondKeep(): void {
-    let home = 0;
-    for (const e of this.entries.values()) if (e.home) home++;
     for (const [key, e] of this.entries) {
-      if (home <= this.keep) return;
-      if (e.home && idle(e.pool)) {
-        this.drop(key, e);
-        home--;
-      }
+      if (this.homes <= this.keep) return;
+      if (e.home && idle(e.pool)) this.drop(key, e);
     }
   }
 
   private drop(key: string, e: Entry): void {
     this.entries.delete(key);
+    if (e.home) this.homes--;
     e.pool.end().catch(() => undefined);
   }
 }

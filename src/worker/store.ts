@@ -400,6 +400,14 @@ function loaded(row: LoadRow): Loaded {
   };
 }
 
+/** Store.concerned: which of the worker's instances a wake-up may concern, per kind. */
+const CONCERNED_SQL = {
+  cancel: `SELECT i.id FROM df.instances i WHERE i.id = ANY ($1::text[]) AND i.status = 'cancelled'`,
+  compensate: `SELECT DISTINCT s.instance_id AS id FROM df._signals s
+                WHERE s.instance_id = ANY ($1::text[]) AND s.signal_name = 'pg_durable:compensate'`,
+  signal: `SELECT DISTINCT s.instance_id AS id FROM df._signals s WHERE s.instance_id = ANY ($1::text[]) AND s.consumed_by IS NULL`,
+};
+
 /**
  * The claim: leases up to $3 due instances to worker $1 for $2 seconds (Store.claim).
  *
@@ -417,13 +425,6 @@ function loaded(row: LoadRow): Loaded {
  * itself, the claim included. Waiting for the flush cost the 1-step latency 0.8-1 ms on this
  * machine's disk (docs/PERFORMANCE.md).
  */
-const CONCERNED_SQL = {
-  cancel: `SELECT i.id FROM df.instances i WHERE i.id = ANY ($1::text[]) AND i.status = 'cancelled'`,
-  compensate: `SELECT DISTINCT s.instance_id AS id FROM df._signals s
-                WHERE s.instance_id = ANY ($1::text[]) AND s.signal_name = 'pg_durable:compensate'`,
-  signal: `SELECT DISTINCT s.instance_id AS id FROM df._signals s WHERE s.instance_id = ANY ($1::text[]) AND s.consumed_by IS NULL`,
-};
-
 export const CLAIM_SQL = `WITH async AS MATERIALIZED (SELECT pg_catalog.set_config('synchronous_commit', 'off', true) AS v),
  due AS MATERIALIZED (
    SELECT q.instance_id, q.xmin OPERATOR(pg_catalog.=) (SELECT i.xmin FROM df.instances i WHERE i.id = q.instance_id) AS fresh
